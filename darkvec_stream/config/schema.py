@@ -1,0 +1,335 @@
+"""The typed settings tree: every section, key, default, unit and allowed range.
+
+This module only declares settings. Loading, merging and validation live in
+``loader.py``, and ``config.yaml`` at the repository root documents the same
+keys for operators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    unit: str = "",
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    secret: bool = False,
+) -> Any:
+    """Declare one setting with its documentation and constraints."""
+    metadata = {
+        "help": help,
+        "unit": unit,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "secret": secret,
+    }
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: _copy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = setting(
+        "embedded",
+        "Comma-separated host:port list, or 'embedded' to start a local test broker "
+        "(Tansu, memory storage, 127.0.0.1) for the life of the process",
+    )
+    topic: str = setting("darkvec.records", "Topic the daemon consumes records from")
+    format: str = setting(
+        "record-csv",
+        "Decoder for message payloads",
+        choices=("record-csv", "darkvec-csv", "csv", "jsonl", "zeek-conn"),
+    )
+    decoder_options: dict[str, Any] = setting(
+        {}, "Options passed to the decoder, for example {preset: goflow2} for jsonl"
+    )
+    group_id: str = setting("darkvec-stream", "Consumer group id")
+    client_id: str = setting("darkvec-stream", "Client id reported to the broker")
+    auto_offset_reset: str = setting(
+        "earliest",
+        "Where a group without committed offsets starts",
+        choices=("earliest", "latest"),
+    )
+    session_timeout_ms: int = setting(
+        6000, "Consumer group session timeout", unit="ms", minimum=1000
+    )
+    heartbeat_interval_ms: int = setting(
+        1000, "Consumer heartbeat interval", unit="ms", minimum=100
+    )
+    max_poll_records: int = setting(
+        500, "Maximum messages returned by one poll", unit="messages", minimum=1
+    )
+    max_poll_interval_ms: int = setting(
+        300000, "Maximum time between polls before the group evicts the consumer",
+        unit="ms", minimum=1000,
+    )
+    poll_timeout_ms: int = setting(500, "Time one poll waits for data", unit="ms", minimum=1)
+    security_protocol: str = setting(
+        "PLAINTEXT",
+        "Kafka security protocol",
+        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    )
+    ssl_cafile: str = setting("", "CA bundle for TLS (PEM path)")
+    ssl_certfile: str = setting("", "Client certificate for TLS (PEM path)")
+    ssl_keyfile: str = setting("", "Client private key for TLS (PEM path)")
+    sasl_mechanism: str = setting(
+        "",
+        "SASL mechanism",
+        choices=("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    )
+    sasl_plain_username: str = setting("", "SASL user name")
+    sasl_plain_password: str = setting("", "SASL password", secret=True)
+    alert_topic: str = setting("darkvec.alerts", "Topic for alerts when an alert output has type kafka")
+    deadletter_topic: str = setting(
+        "darkvec.deadletter", "Topic for rejected records when deadletter.sink is kafka"
+    )
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    format: str = setting(
+        "record-csv",
+        "Decoder for files given to 'run --input' and 'replay'",
+        choices=("record-csv", "darkvec-csv", "csv", "jsonl", "zeek-conn", "pcap"),
+    )
+    decoder_options: dict[str, Any] = setting(
+        {}, "Options passed to the file decoder, for example {preset: marx-iptables} for csv"
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetterSettings:
+    sink: str = setting("file", "Where rejected records go", choices=("file", "kafka"))
+    path: str = setting(
+        "deadletter.jsonl", "JSON-lines file for rejected records, relative to output.directory"
+    )
+    buffer_max: int = setting(
+        10000, "Rejected records kept in memory while the sink is unavailable",
+        unit="records", minimum=1,
+    )
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    window_s: int = setting(3600, "Length of one event-time tumbling window", unit="s", minimum=1)
+    lateness_s: int = setting(
+        300,
+        "Allowed lateness: the watermark is the largest event time seen minus this",
+        unit="s",
+        minimum=0,
+    )
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    mode: str = setting(
+        "domain",
+        "How records are split into services (one sentence stream each)",
+        choices=("single", "auto", "domain", "hybrid"),
+    )
+    top_n: int = setting(
+        100, "Number of port/protocol pairs that get their own service in auto and hybrid mode",
+        unit="services", minimum=1,
+    )
+    domain_map: dict[str, list[str]] = setting(
+        {},
+        "Service name to port list ('tcp/23', 'udp/53', 'tcp/8000-8100'); empty uses the "
+        "built-in map documented in docs/windows.md",
+    )
+
+
+@dataclass(frozen=True)
+class SenderFilterSettings:
+    min_packets: int = setting(
+        10, "Packets a sender needs over the horizon before it enters sentences",
+        unit="packets", minimum=1,
+    )
+    horizon_s: int = setting(
+        30 * 86400, "Trailing horizon of the packet count", unit="s", minimum=1
+    )
+    sketch_width: int = setting(
+        1 << 20, "Counters per row of the count-min sketch", unit="counters", minimum=1024
+    )
+    sketch_depth: int = setting(4, "Rows of the count-min sketch", unit="rows", minimum=1, maximum=16)
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    vector_size: int = setting(50, "Dimensions of a sender vector", minimum=2)
+    context: int = setting(25, "Word2Vec context window", unit="senders", minimum=1)
+    epochs_per_window: int = setting(3, "Training passes over each window", minimum=1)
+    min_count: int = setting(
+        1, "Occurrences in sentences, cumulative over windows, before a sender is embedded",
+        minimum=1,
+    )
+    negative: int = setting(5, "Negative samples per positive pair", minimum=1)
+    alpha_start: float = setting(0.025, "Learning rate at the start of each window", minimum=0.0)
+    alpha_end: float = setting(0.0001, "Learning rate at the end of each window", minimum=0.0)
+    workers: int = setting(
+        1, "gensim training threads; 1 makes training deterministic", minimum=1
+    )
+    seed: int = setting(15, "Random seed of the model", minimum=0)
+    max_sentence_words: int = setting(
+        10000, "Longer sentences are split (gensim silently truncates above 10,000)",
+        unit="words", minimum=10,
+    )
+    expiry_s: int = setting(
+        7 * 86400, "Senders not seen for this long leave the model and the index", unit="s", minimum=1
+    )
+    compact_every_windows: int = setting(
+        24, "How often the model is compacted to drop expired senders", unit="windows", minimum=1
+    )
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    kind: str = setting("flat", "FAISS index type", choices=("flat", "hnsw", "ivf"))
+    threads: int = setting(1, "OpenMP threads for FAISS", minimum=1)
+    ivf_nprobe: int = setting(32, "IVF lists visited per query", minimum=1)
+    hnsw_ef_search: int = setting(64, "HNSW search breadth", minimum=1)
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    sources: list[dict[str, Any]] = setting(
+        [],
+        "Ground-truth sources: list of {name, path, format, label, priority}. Formats: csv, "
+        "list (one IP or CIDR per line), misp, nict",
+    )
+    mirai: bool = setting(True, "Label senders with the Mirai fingerprint as 'mirai'")
+    mirai_min_packets: int = setting(
+        1, "Fingerprinted packets before a sender is labelled mirai", unit="packets", minimum=1
+    )
+    reload_s: int = setting(60, "How often label sources are checked for changes", unit="s", minimum=1)
+
+
+@dataclass(frozen=True)
+class KnnSettings:
+    k: int = setting(7, "Labelled neighbours that vote", minimum=1)
+    vote: str = setting(
+        "majority",
+        "Vote rule; darkvec-compat reproduces the published code's biased vote, for comparison only",
+        choices=("majority", "darkvec-compat"),
+    )
+    min_similarity: float = setting(
+        0.5, "Abstain when the best neighbour is less similar than this", unit="cosine",
+        minimum=-1.0, maximum=1.0,
+    )
+    min_margin: float = setting(
+        0.2, "Abstain when the winner's share minus the runner-up's is below this", unit="share",
+        minimum=0.0, maximum=1.0,
+    )
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    method: str = setting(
+        "leiden",
+        "Clustering method; darkvec-paper is the published k'=3 Louvain recipe",
+        choices=("leiden", "louvain", "hdbscan", "darkvec-paper"),
+    )
+    every_windows: int = setting(1, "Cluster every N closed windows", unit="windows", minimum=1)
+    k: int = setting(10, "Neighbours per sender in the kNN graph", minimum=1)
+    resolution: float = setting(1.0, "Modularity resolution (higher gives smaller clusters)", minimum=0.0)
+    min_similarity: float = setting(
+        0.3, "Graph edges below this cosine similarity are dropped", unit="cosine",
+        minimum=-1.0, maximum=1.0,
+    )
+    min_cluster_size: int = setting(5, "Smaller clusters are reported as noise", unit="senders", minimum=1)
+    seed: int = setting(15, "Random seed of the community detection", minimum=0)
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    min_jaccard: float = setting(
+        0.3, "Member overlap needed to keep a cluster id across runs", unit="Jaccard",
+        minimum=0.0, maximum=1.0,
+    )
+    reemerge_windows: int = setting(
+        168, "How far back a vanished cluster can be matched again", unit="windows", minimum=1
+    )
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    min_cluster_size: int = setting(10, "Smallest cluster that raises a new-cluster alert", unit="senders", minimum=1)
+    min_unknown_share: float = setting(
+        0.5, "Share of unlabelled members a new cluster needs to raise an alert", unit="share",
+        minimum=0.0, maximum=1.0,
+    )
+    label_change_min_confidence: float = setting(
+        0.8, "Confidence a sender's new label needs to raise a label-change alert", unit="share",
+        minimum=0.0, maximum=1.0,
+    )
+    rate_limit_per_hour: int = setting(
+        60, "Alerts of one type per hour of event time before the rest are suppressed",
+        unit="alerts", minimum=1,
+    )
+    dedup_max_ids: int = setting(100000, "Emitted alert ids remembered for deduplication", minimum=1)
+    outputs: list[dict[str, Any]] = setting(
+        [{"type": "file", "format": "json", "path": "alerts.jsonl"}],
+        "Alert outputs: list of {type: file|kafka|syslog|splunk-hec, format: "
+        "json|ecs|cef|ocsf|stix|splunk, path|host|port|protocol|url|token}",
+    )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = setting(True, "Serve Prometheus metrics and the health endpoint")
+    host: str = setting("127.0.0.1", "Address the metrics server binds")
+    port: int = setting(9108, "Port of the metrics server (0 picks a free one)", minimum=0, maximum=65535)
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    enabled: bool = setting(True, "Write a checkpoint after each closed window")
+    keep: int = setting(3, "Checkpoints kept on disk", minimum=1)
+    directory: str = setting("checkpoints", "Checkpoint directory, relative to output.directory")
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = setting("INFO", "Log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    format: str = setting("text", "Log line format", choices=("text", "json"))
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    directory: str = setting("darkvec-out", "Directory for every file the daemon writes")
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    input: InputSettings = field(default_factory=InputSettings)
+    deadletter: DeadLetterSettings = field(default_factory=DeadLetterSettings)
+    windows: WindowSettings = field(default_factory=WindowSettings)
+    services: ServiceSettings = field(default_factory=ServiceSettings)
+    sender_filter: SenderFilterSettings = field(default_factory=SenderFilterSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
+    knn: KnnSettings = field(default_factory=KnnSettings)
+    clusters: ClusterSettings = field(default_factory=ClusterSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
