@@ -35,6 +35,10 @@ class Alert:
     numbers behind the decision (for example the ADWIN statistic, the
     Jaccard index of the port sets, the share of unknown members), and
     ``summary`` states in one sentence why the alert fired.
+    ``sender_labels`` maps senders named in the alert (``sender`` and
+    ``sample_members``) to their label when that label is ground truth or a
+    confident kNN decision; the STIX rendering turns each entry into an
+    indicator. Senders without a confident label are left out.
     """
 
     alert_id: str
@@ -52,6 +56,7 @@ class Alert:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, int] = field(default_factory=dict)
     sender: str | None = None
+    sender_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def make_alert_id(alert_type: AlertType, subject: str, change: str) -> str:
