@@ -23,7 +23,10 @@ from darkvec_stream.alerts.formats import (
 )
 from darkvec_stream.alerts.model import Alert, AlertType, Severity, make_alert_id
 
-BEGIN_MARKER = "<!-- BEGIN GENERATED EXAMPLES: python -m darkvec_stream.alerts.examples --write docs/alerts.md -->"
+BEGIN_MARKER = (
+    "<!-- BEGIN GENERATED EXAMPLES: "
+    "python -m darkvec_stream.alerts.examples --write docs/alerts.md -->"
+)
 END_MARKER = "<!-- END GENERATED EXAMPLES -->"
 
 #: Fixed producer identity so the examples do not depend on the host.

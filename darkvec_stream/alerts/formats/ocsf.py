@@ -114,7 +114,9 @@ def _observables(alert: Alert) -> list[dict[str, Any]]:
 
 def _observable(name: str, value: str) -> dict[str, Any]:
     if ip_version(value) is None:
-        return {"name": name, "type_id": OBSERVABLE_OTHER, "type": "Anonymised Sender", "value": value}
+        return {
+            "name": name, "type_id": OBSERVABLE_OTHER, "type": "Anonymised Sender", "value": value
+        }
     return {"name": name, "type_id": OBSERVABLE_IP_ADDRESS, "type": "IP Address", "value": value}
 
 
