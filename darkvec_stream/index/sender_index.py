@@ -321,7 +321,26 @@ class SenderIndex:
             if wanted >= self._index.ntotal:
                 break
             wanted *= 2
+        if len(pending):
+            # HNSW and IVF may miss live entries even at full width (an
+            # unreachable graph node, an unprobed list): answer exactly.
+            self._search_exactly(queries, pending, k, excluded, results)
         return [row if row is not None else [] for row in results]
+
+    def _search_exactly(
+        self,
+        queries: np.ndarray,
+        rows: np.ndarray,
+        k: int,
+        excluded: list[str | None],
+        results: list[list[tuple[str, float]] | None],
+    ) -> None:
+        senders = list(self._slot_of)
+        scores = queries[rows] @ self._live_vectors(senders).T
+        for position, row in enumerate(rows.tolist()):
+            order = np.argsort(-scores[position], kind="stable")
+            found = [(senders[i], float(scores[position, i])) for i in order.tolist() if senders[i] != excluded[row]]
+            results[row] = found[:k]
 
     def _search_round(
         self,
