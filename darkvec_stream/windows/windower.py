@@ -330,6 +330,13 @@ class Windower:
         path = directory / "windower_records.json"
         try:
             rows = orjson.loads(path.read_bytes())
-            return {int(index): [Record(*fields) for fields in records] for index, records in rows}
+            if not isinstance(rows, list):
+                raise ValueError("expected a JSON list of [window index, records]")
+            buffers = {int(index): [Record(*fields) for fields in records] for index, records in rows}
         except (OSError, orjson.JSONDecodeError, TypeError, ValueError) as error:
             raise StateError(f"unreadable open-window records {path}: {error}") from error
+        for records in buffers.values():
+            for record in records:
+                if not isinstance(record.ts_ns, int) or not isinstance(record.src, str):
+                    raise StateError(f"unreadable open-window records {path}: invalid record {record!r}")
+        return buffers
