@@ -42,6 +42,7 @@ class Transition:
     the children of a split parent, the clusters a merged cluster absorbed,
     or the cluster that absorbed this one. ``jaccard`` is the member overlap
     behind the decision, ``None`` for emerged and disappeared clusters.
+    ``absent_windows`` is set for re-emerged clusters: the windows without them.
     """
 
     kind: str
@@ -51,6 +52,7 @@ class Transition:
     size_after: int
     related: tuple[str, ...] = ()
     jaccard: float | None = None
+    absent_windows: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,9 +338,10 @@ class ClusterTracker:
             if label in revived:
                 cluster_id = revived[label]
                 link = next(link for link in links if link.label == label and link.previous_id == cluster_id)
-                before = len(self._dormant[cluster_id].members)
-                transitions.append(Transition(REEMERGED, cluster_id, window_index, before, len(members),
-                                              (), link.jaccard))
+                dormant = self._dormant[cluster_id]
+                transitions.append(Transition(REEMERGED, cluster_id, window_index, len(dormant.members),
+                                              len(members), (), link.jaccard,
+                                              window_index - dormant.last_window - 1))
                 status[cluster_id] = REEMERGED
             else:
                 cluster_id = self._new_id()

@@ -1,0 +1,225 @@
+"""Decide which cluster events become alerts, and build explained ``Alert`` values.
+
+Input is one window's tracking result, cluster profiles, drift findings and
+label changes; output is ``Alert`` values with a one-sentence summary and
+the numbers behind them. Rendering, delivery, deduplication and rate limits
+belong to the alerts stage.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Mapping, Sequence
+
+from darkvec_stream.alerts.model import Alert, AlertType, Severity, make_alert_id
+from darkvec_stream.clusters.drift import DETECTOR, PORT_SET_CHANGED, SIZE_BURST, DriftFinding, LabelChange
+from darkvec_stream.clusters.profile import ClusterProfile
+from darkvec_stream.clusters.tracking import EMERGED, REEMERGED, TrackingResult, Transition
+from darkvec_stream.errors import ConfigError
+from darkvec_stream.windows.model import ClosedWindow
+
+
+class AlertRules:
+    """Turn tracking transitions, drift findings and label changes into alerts.
+
+    - ``new_cluster``: an emerged cluster with at least ``min_cluster_size``
+      members of which at least ``min_unknown_share`` are unlabelled, once
+      ``warmup_windows`` windows have passed (the first runs only set the
+      baseline: every cluster emerges then).
+    - ``reemerged_cluster``: a cluster matched back to one that had
+      disappeared, with at least ``min_cluster_size`` members.
+    - ``cluster_drift``: a port-set change or a size burst of a cluster with
+      at least ``min_cluster_size`` members (severity medium), or, when no
+      rule fired for it, detector alarms (severity low).
+    - ``label_change``: every confident label change of a sender.
+    """
+
+    def __init__(
+        self,
+        min_cluster_size: int = 10,
+        min_unknown_share: float = 0.5,
+        warmup_windows: int = 1,
+        sample_size: int = 10,
+        top_ports: int = 5,
+    ) -> None:
+        if min_cluster_size < 1 or sample_size < 1 or top_ports < 1 or warmup_windows < 0:
+            raise ConfigError("min_cluster_size, sample_size and top_ports must be at least 1, warmup_windows >= 0; "
+                              f"got {min_cluster_size}, {sample_size}, {top_ports}, {warmup_windows}")
+        if not 0.0 <= min_unknown_share <= 1.0:
+            raise ConfigError(f"min_unknown_share must be in [0, 1], got {min_unknown_share}")
+        self.min_cluster_size = min_cluster_size
+        self.min_unknown_share = min_unknown_share
+        self.warmup_windows = warmup_windows
+        self.sample_size = sample_size
+        self.top_ports = top_ports
+
+    def build(
+        self,
+        window: ClosedWindow,
+        windows_seen: int,
+        tracking: TrackingResult,
+        profiles: Mapping[str, ClusterProfile],
+        findings: Sequence[DriftFinding],
+        label_changes: Sequence[LabelChange],
+        known_labels: Mapping[str, str],
+    ) -> list[Alert]:
+        """Return this window's alerts, ordered by type then subject.
+
+        ``windows_seen`` counts the clustering runs so far, this one included;
+        ``profiles`` are keyed by global cluster id; ``known_labels`` are the
+        confident labels used for ``sender_labels``.
+        """
+        alerts: list[Alert] = []
+        for transition in tracking.transitions:
+            if transition.kind == EMERGED and windows_seen > self.warmup_windows:
+                alert = self._new_cluster(window, transition, tracking, profiles[transition.cluster_id], known_labels)
+                if alert:
+                    alerts.append(alert)
+            elif transition.kind == REEMERGED and transition.size_after >= self.min_cluster_size:
+                alerts.append(self._reemerged(window, transition, tracking, profiles[transition.cluster_id],
+                                              known_labels))
+        alerts.extend(self._drift(window, tracking, profiles, findings, known_labels))
+        cluster_of = {sender: cid for cid, members in tracking.members.items() for sender in members}
+        alerts.extend(self._label_change(window, change, cluster_of.get(change.sender), profiles, known_labels)
+                      for change in label_changes)
+        return alerts
+
+    def _new_cluster(
+        self, window: ClosedWindow, transition: Transition, tracking: TrackingResult, profile: ClusterProfile,
+        known_labels: Mapping[str, str],
+    ) -> Alert | None:
+        if profile.size < self.min_cluster_size or profile.unknown_share < self.min_unknown_share:
+            return None
+        severity = Severity.HIGH if profile.size >= 10 * self.min_cluster_size else Severity.MEDIUM
+        summary = (f"New cluster {transition.cluster_id} of {profile.size} senders appeared, "
+                   f"{profile.unknown_share:.0%} of them unlabelled, mostly on ports {_port_list(profile)}.")
+        evidence = {"unknown_share": round(profile.unknown_share, 6), "min_unknown_share": self.min_unknown_share,
+                    "size": profile.size, "min_cluster_size": self.min_cluster_size,
+                    "silhouette": _rounded(profile.silhouette), "subnets_24": profile.subnets_24}
+        return self._alert(AlertType.NEW_CLUSTER, severity, window, transition.cluster_id, f"emerged@{window.index}",
+                           tracking, profile, summary, evidence, known_labels)
+
+    def _reemerged(
+        self, window: ClosedWindow, transition: Transition, tracking: TrackingResult, profile: ClusterProfile,
+        known_labels: Mapping[str, str],
+    ) -> Alert:
+        summary = (f"Cluster {transition.cluster_id} came back after {transition.absent_windows} windows "
+                   f"with {profile.size} senders (member Jaccard {transition.jaccard:.2f} with its last run).")
+        evidence = {"jaccard_vs_last_members": _rounded(transition.jaccard), "absent_windows": transition.absent_windows,
+                    "size_before": transition.size_before, "size": profile.size}
+        return self._alert(AlertType.REEMERGED_CLUSTER, Severity.LOW, window, transition.cluster_id,
+                           f"reemerged@{window.index}", tracking, profile, summary, evidence, known_labels)
+
+    def _drift(
+        self, window: ClosedWindow, tracking: TrackingResult, profiles: Mapping[str, ClusterProfile],
+        findings: Sequence[DriftFinding], known_labels: Mapping[str, str],
+    ) -> list[Alert]:
+        by_cluster: dict[str, list[DriftFinding]] = defaultdict(list)
+        for finding in findings:
+            by_cluster[finding.cluster_id].append(finding)
+        alerts = []
+        for cluster_id, cluster_findings in sorted(by_cluster.items()):
+            profile = profiles.get(cluster_id)
+            if profile is None or profile.size < self.min_cluster_size:
+                continue
+            rules = [f for f in cluster_findings if f.rule in (PORT_SET_CHANGED, SIZE_BURST)]
+            for finding in rules:
+                alerts.append(self._rule_alert(window, finding, tracking, profile, known_labels))
+            detectors = [f for f in cluster_findings if f.rule == DETECTOR]
+            if detectors and not rules:
+                alerts.append(self._detector_alert(window, cluster_id, detectors, tracking, profile, known_labels))
+        return alerts
+
+    def _rule_alert(
+        self, window: ClosedWindow, finding: DriftFinding, tracking: TrackingResult, profile: ClusterProfile,
+        known_labels: Mapping[str, str],
+    ) -> Alert:
+        evidence = dict(finding.evidence)
+        if finding.rule == PORT_SET_CHANGED:
+            summary = (f"Cluster {finding.cluster_id} changed its port set: Jaccard "
+                       f"{evidence['jaccard_vs_history']:.2f} against its history (threshold "
+                       f"{evidence['threshold']}), ports added {evidence['ports_added']}, "
+                       f"removed {evidence['ports_removed']}.")
+        else:
+            summary = (f"Cluster {finding.cluster_id} grew to {evidence['size']} senders, "
+                       f"{evidence['ratio']:.1f} times its recent mean of {evidence['mean_size']:.0f}.")
+        evidence["rule"] = finding.rule
+        return self._alert(AlertType.CLUSTER_DRIFT, Severity.MEDIUM, window, finding.cluster_id,
+                           f"{finding.rule}@{window.index}", tracking, profile, summary, evidence, known_labels)
+
+    def _detector_alert(
+        self, window: ClosedWindow, cluster_id: str, findings: list[DriftFinding], tracking: TrackingResult,
+        profile: ClusterProfile, known_labels: Mapping[str, str],
+    ) -> Alert:
+        alarms = sorted({f"{f.series}:{f.detector_name}" for f in findings})
+        summary = f"Drift detectors flagged cluster {cluster_id} on {', '.join(alarms)}."
+        evidence = {"rule": DETECTOR, "alarms": [dict(f.evidence) for f in findings]}
+        return self._alert(AlertType.CLUSTER_DRIFT, Severity.LOW, window, cluster_id,
+                           f"detector@{window.index}:{','.join(alarms)}", tracking, profile, summary, evidence,
+                           known_labels)
+
+    def _label_change(
+        self, window: ClosedWindow, change: LabelChange, cluster_id: str | None,
+        profiles: Mapping[str, ClusterProfile], known_labels: Mapping[str, str],
+    ) -> Alert:
+        profile = profiles.get(cluster_id) if cluster_id else None
+        previous = change.previous or "unknown"
+        severity = Severity.LOW if change.previous is None else Severity.MEDIUM
+        summary = (f"Sender {change.sender} changed label from {previous} to {change.current} "
+                   f"with confidence {change.confidence:.2f}.")
+        evidence = {"previous": change.previous, "current": change.current,
+                    "confidence": round(change.confidence, 6)}
+        return Alert(
+            alert_id=make_alert_id(AlertType.LABEL_CHANGE, change.sender,
+                                   f"{previous}->{change.current}@{window.index}"),
+            type=AlertType.LABEL_CHANGE,
+            severity=severity,
+            time_ns=window.end_ns,
+            window_index=window.index,
+            window_start_ns=window.start_ns,
+            window_end_ns=window.end_ns,
+            cluster_id=cluster_id,
+            member_count=profile.size if profile else 1,
+            sample_members=(change.sender,),
+            top_ports=profile.top_ports[: self.top_ports] if profile else (),
+            summary=summary,
+            evidence=evidence,
+            labels=dict(profile.label_counts) if profile else {},
+            sender=change.sender,
+            sender_labels={change.sender: change.current},
+        )
+
+    def _alert(
+        self, alert_type: AlertType, severity: Severity, window: ClosedWindow, cluster_id: str, change: str,
+        tracking: TrackingResult, profile: ClusterProfile, summary: str, evidence: dict[str, Any],
+        known_labels: Mapping[str, str],
+    ) -> Alert:
+        sample = tuple(sorted(tracking.members[cluster_id])[: self.sample_size])
+        return Alert(
+            alert_id=make_alert_id(alert_type, cluster_id, change),
+            type=alert_type,
+            severity=severity,
+            time_ns=window.end_ns,
+            window_index=window.index,
+            window_start_ns=window.start_ns,
+            window_end_ns=window.end_ns,
+            cluster_id=cluster_id,
+            member_count=profile.size,
+            sample_members=sample,
+            top_ports=profile.top_ports[: self.top_ports],
+            summary=summary,
+            evidence=evidence,
+            labels=dict(profile.label_counts),
+            sender_labels={sender: known_labels[sender] for sender in sample if sender in known_labels},
+        )
+
+
+def _port_list(profile: ClusterProfile) -> str:
+    ports = [str(port) for port, _ in profile.top_ports[:3]]
+    return ", ".join(ports) if ports else "none seen this window"
+
+
+def _rounded(value: float | None) -> float | None:
+    if value is None or value != value:
+        return None
+    return round(float(value), 6)

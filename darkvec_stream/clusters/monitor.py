@@ -1,0 +1,164 @@
+"""Run clustering, tracking, drift and alert rules on one closed window, and checkpoint them together.
+
+This is the one object the daemon calls per clustering run. It chooses no
+senders (the caller passes the live senders and their vectors) and no
+schedule (the caller decides which windows are clustered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from darkvec_stream.alerts.model import Alert
+from darkvec_stream.clusters.alerting import AlertRules
+from darkvec_stream.clusters.clustering import Clustering, SenderClusterer
+from darkvec_stream.clusters.drift import (
+    ClusterDrift,
+    ClusterObservation,
+    DriftFinding,
+    LabelChange,
+    LabelChanges,
+    as_sender_label,
+)
+from darkvec_stream.clusters.profile import UNKNOWN_LABEL, ClusterProfile, profile_clusters
+from darkvec_stream.clusters.tracking import Churn, ClusterTracker, TrackingResult
+from darkvec_stream.errors import StateError
+from darkvec_stream.windows.model import ClosedWindow
+
+logger = logging.getLogger(__name__)
+
+MONITOR_FILE = "monitor.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterUpdate:
+    """Everything one clustering run produced; ``profiles`` are keyed by global cluster id."""
+
+    window_index: int
+    clustering: Clustering
+    tracking: TrackingResult
+    profiles: Mapping[str, ClusterProfile]
+    findings: tuple[DriftFinding, ...]
+    label_changes: tuple[LabelChange, ...]
+    alerts: tuple[Alert, ...]
+
+    @property
+    def churn(self) -> Churn:
+        return self.tracking.churn
+
+
+class ClusterMonitor:
+    """Cluster the live senders of a window, track the clusters and raise alerts.
+
+    >>> from darkvec_stream.clusters.synthetic import nested_blobs
+    >>> from darkvec_stream.windows.model import ClosedWindow
+    >>> blobs = nested_blobs(group_sizes=((40,), (30,)), background=0, seed=1)
+    >>> window = ClosedWindow(0, 0, 3_600_000_000_000, (), {}, 0, 0, 0)
+    >>> update = ClusterMonitor().update(window, blobs.keys, blobs.vectors)
+    >>> update.churn.active, update.alerts
+    (2, ())
+    """
+
+    def __init__(
+        self,
+        clusterer: SenderClusterer | None = None,
+        tracker: ClusterTracker | None = None,
+        drift: ClusterDrift | None = None,
+        label_changes: LabelChanges | None = None,
+        rules: AlertRules | None = None,
+    ) -> None:
+        self.clusterer = clusterer or SenderClusterer()
+        self.tracker = tracker or ClusterTracker()
+        self.drift = drift or ClusterDrift()
+        self.label_changes = label_changes or LabelChanges()
+        self.rules = rules or AlertRules()
+        self._runs = 0
+
+    def update(
+        self,
+        window: ClosedWindow,
+        keys: Sequence[str],
+        vectors: np.ndarray,
+        labels: Mapping[str, object] | None = None,
+    ) -> ClusterUpdate:
+        """Run every step on ``window`` for the senders ``keys`` with unit ``vectors``.
+
+        ``labels`` maps senders to a label string, None, or a decision with
+        ``label`` and ``confidence`` (a kNN ``LabelDecision``).
+        """
+        labels = labels or {}
+        decisions = {sender: as_sender_label(value) for sender, value in labels.items()}
+        known = {sender: d.label for sender, d in decisions.items()
+                 if d.label is not None and d.confidence >= self.label_changes.min_confidence}
+
+        # 1. Cluster and give the clusters their global ids.
+        clustering = self.clusterer.cluster(keys, vectors)
+        tracking = self.tracker.update(clustering.clusters(), window.index)
+        self._runs += 1
+
+        # 2. Profile each cluster on this window's traffic.
+        local_profiles = profile_clusters(clustering, [window], known)
+        profiles = {tracking.ids[label]: profile for label, profile in local_profiles.items()}
+
+        # 3. Feed the drift series; forget clusters tracking has forgotten.
+        observations = {
+            tracking.ids[label]: ClusterObservation(
+                size=profile.size,
+                centroid=clustering.centroids[label],
+                port_packets=profile.port_packets,
+                main_label_share=_main_label_share(profile.label_counts),
+            )
+            for label, profile in local_profiles.items()
+        }
+        findings = self.drift.update(window.index, observations)
+        self.drift.forget(self.tracker.known_ids())
+
+        # 4. Label changes, then the alerts.
+        changes = self.label_changes.update(window.index, labels)
+        alerts = self.rules.build(window, self._runs, tracking, profiles, findings, changes, known)
+        logger.info("clustered window %s: %s clusters, %s alerts, churn %s",
+                    window.index, clustering.n_clusters, len(alerts), tracking.churn.to_json())
+        return ClusterUpdate(window.index, clustering, tracking, profiles, tuple(findings), tuple(changes),
+                             tuple(alerts))
+
+    def forget_senders(self, senders: Sequence[str]) -> None:
+        """Drop expired senders from the label state (tracking forgets them with their clusters)."""
+        self.label_changes.forget(senders)
+
+    def save(self, directory: Path) -> None:
+        """Write tracker, drift and label state as JSON files into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tracker.save(directory)
+        self.drift.save(directory)
+        self.label_changes.save(directory)
+        (directory / MONITOR_FILE).write_text(json.dumps({"version": 1, "runs": self._runs}), encoding="utf-8")
+
+    def load(self, directory: Path) -> None:
+        """Restore the state written by ``save``; raises ``StateError`` if a file is missing or malformed."""
+        directory = Path(directory)
+        path = directory / MONITOR_FILE
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            runs = int(document["runs"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StateError(f"cannot read cluster monitor state {path}: {error!r}") from error
+        self.tracker.load(directory)
+        self.drift.load(directory)
+        self.label_changes.load(directory)
+        self._runs = runs
+
+
+def _main_label_share(label_counts: Mapping[str, int]) -> float | None:
+    known = Counter({label: count for label, count in label_counts.items() if label != UNKNOWN_LABEL})
+    total = sum(known.values())
+    if total == 0:
+        return None
+    return known.most_common(1)[0][1] / total
