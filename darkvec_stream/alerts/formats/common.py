@@ -98,14 +98,20 @@ def json_safe(value: Any) -> Any:
     """Convert evidence values into plain JSON types with a deterministic layout.
 
     Mappings get string keys in sorted order, sets become sorted lists, numpy
-    scalars and arrays become Python numbers and lists, and non-finite floats
-    become the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` because
-    JSON has no literal for them.
+    scalars and arrays become Python numbers and lists, integers beyond 64
+    bits become decimal strings, and non-finite floats become the strings
+    ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` because JSON has no
+    literal for them.
     """
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, (str, bool)):
         return value
+    if isinstance(value, int):
+        # JSON parsers (and orjson) stop at 64 bits; larger integers become strings.
+        return int(value) if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else _non_finite_name(value)
+        # float() also unwraps numpy.float64, a float subclass orjson rejects.
+        number = float(value)
+        return number if math.isfinite(number) else _non_finite_name(number)
     if isinstance(value, Mapping):
         return {str(key): json_safe(value[key]) for key in sorted(value, key=str)}
     if isinstance(value, (set, frozenset)):

@@ -1,7 +1,7 @@
 """Alerts as Splunk HTTP Event Collector (HEC) event objects.
 
 The envelope follows the ``/services/collector/event`` endpoint: ``time`` in
-epoch seconds with a microsecond fraction, ``host``, ``source``,
+epoch seconds with a six-digit fraction, ``host``, ``source``,
 ``sourcetype``, optional ``index``, the internal alert model as ``event``,
 and a few string-valued indexed ``fields`` for fast search. HTTP delivery
 lives in ``sinks/hec.py``.
@@ -21,9 +21,7 @@ from darkvec_stream.alerts.model import Alert
 def hec_event(alert: Alert, context: RenderContext) -> dict[str, Any]:
     """Return the HEC event object for one alert (a dict ready for JSON)."""
     envelope: dict[str, Any] = {
-        # Integer microseconds divided once give the double nearest to the
-        # exact decimal, so the JSON number prints with six decimals at most.
-        "time": (alert.time_ns // NS_PER_US) / 1_000_000,
+        "time": orjson.Fragment(_epoch_seconds(alert.time_ns).encode("ascii")),
         "host": context.hostname,
         "source": context.splunk_source,
         "sourcetype": context.splunk_sourcetype,
@@ -38,6 +36,18 @@ def hec_event(alert: Alert, context: RenderContext) -> dict[str, Any]:
 def render_splunk_hec(alert: Alert, context: RenderContext) -> bytes:
     """Render one alert as a compact HEC event object (UTF-8 JSON)."""
     return orjson.dumps(hec_event(alert, context))
+
+
+def _epoch_seconds(time_ns: int) -> str:
+    """Format epoch seconds with exactly six decimals, never in exponent notation.
+
+    A float would print as ``1e-06`` near the epoch and round far from it,
+    so the number is written as text and embedded as a raw JSON fragment.
+    """
+    total_us = time_ns // NS_PER_US
+    sign = "-" if total_us < 0 else ""
+    seconds, micros = divmod(abs(total_us), 1_000_000)
+    return f"{sign}{seconds}.{micros:06d}"
 
 
 def _indexed_fields(alert: Alert) -> dict[str, str]:
