@@ -201,7 +201,7 @@ class EmbeddedBroker:
         logger.info("embedded broker started at %s (pid %s)", self.bootstrap_servers, self.pid)
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
         """Kill the broker's process group and wait for it; safe to call twice."""
         process = self._process
         if process is None:

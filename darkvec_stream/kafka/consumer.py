@@ -74,6 +74,7 @@ class RecordConsumer:
         retry_backoff_max_ms: int = 30_000,
         commit_timeout_s: float = 300.0,
         health_check_interval_s: float = 5.0,
+        metadata_timeout_s: float = 30.0,
         security: KafkaSecurity | None = None,
         on_assigned: PartitionCallback | None = None,
         on_revoked: PartitionCallback | None = None,
@@ -93,6 +94,7 @@ class RecordConsumer:
         self.retry_backoff_max_ms = retry_backoff_max_ms
         self.commit_timeout_s = commit_timeout_s
         self.health_check_interval_s = health_check_interval_s
+        self.metadata_timeout_s = metadata_timeout_s
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._consumer_factory = consumer_factory
@@ -289,7 +291,11 @@ class RecordConsumer:
             position = self._positions.get(key)
             if position is None:
                 position = consumer.position(tp, timeout_ms=timeout_ms)
-            lag[key] = max(0, end_offsets[tp] - (position or 0))
+            # The high watermark of the last fetch response is the end offset
+            # too; take the larger because Tansu 0.6.0 answers ListOffsets
+            # with the last batch's base offset + 1, short of the real end.
+            end_offset = max(end_offsets[tp], consumer.highwater(tp) or 0)
+            lag[key] = max(0, end_offset - (position or 0))
         self._last_lag = lag
         return lag
 
@@ -377,7 +383,7 @@ class RecordConsumer:
 
     def _all_partitions(self) -> list[TopicPartition]:
         consumer = self._require_started()
-        deadline = time.monotonic() + 30.0
+        deadline = time.monotonic() + self.metadata_timeout_s
         partitions: list[TopicPartition] = []
         missing = list(self.topics)
         while missing and time.monotonic() < deadline:
@@ -394,7 +400,7 @@ class RecordConsumer:
                 self._sleep(0.2)
         if missing:
             raise InputError(
-                f"Kafka topic(s) {', '.join(missing)} not found within 30 s: create them, "
+                f"Kafka topic(s) {', '.join(missing)} not found within {self.metadata_timeout_s} s: create them, "
                 "or start a producer first, or use assignment='group'"
             )
         return partitions
