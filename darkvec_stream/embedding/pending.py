@@ -2,8 +2,8 @@
 
 gensim counts ``min_count`` per ``build_vocab`` call, so a sender seen twice
 an hour would never reach ``min_count=10`` with hourly windows. This counter
-keeps the cumulative count across windows instead, forgets senders not seen
-for the expiry horizon and, when full, the least recently seen ones. It does
+keeps the cumulative count across windows instead. It drops senders not seen
+for the expiry horizon and, when full, the least recently seen ones, and it does
 not touch the model.
 """
 

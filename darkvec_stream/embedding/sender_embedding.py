@@ -33,7 +33,7 @@ _NS_PER_S = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class EmbeddingUpdate:
-    """What one window did to the embedding.
+    """Changes that one window made to the embedding.
 
     ``changed`` includes ``added`` and every known sender whose input vector
     moved; ``removed`` lists senders dropped by a compaction that this window
@@ -51,6 +51,7 @@ class EmbeddingUpdate:
     words_trained: int = 0
     vocabulary_s: float = 0.0
     training_s: float = 0.0
+    gensim_train_s: float = 0.0
     compaction_s: float = 0.0
 
 
@@ -140,7 +141,7 @@ class SenderEmbedding:
         return [] if self._model is None else list(self._model.wv.index_to_key)
 
     def vector(self, sender: str) -> np.ndarray | None:
-        """The sender's input vector (a float32 copy), or None if not embedded."""
+        """Return a float32 copy of the sender's input vector, or None if it is not embedded."""
         row = self._row(sender)
         if row is None:
             return None
@@ -196,7 +197,7 @@ class SenderEmbedding:
 
         # 2. Training on the whole window, with a per-window RNG seed.
         started = time.perf_counter()
-        changed, words_trained = self._train(window, counts, added)
+        changed, words_trained, gensim_train_s = self._train(window, counts, added)
         training_s = time.perf_counter() - started
         self._generation += 1
 
@@ -220,6 +221,7 @@ class SenderEmbedding:
             words_trained=words_trained,
             vocabulary_s=vocabulary_s,
             training_s=training_s,
+            gensim_train_s=gensim_train_s,
             compaction_s=compaction_s,
         )
 
@@ -279,8 +281,10 @@ class SenderEmbedding:
             if row is not None and when_ns > self._last_seen_ns[row]:
                 self._last_seen_ns[row] = when_ns
 
-    def _train(self, window: ClosedWindow, counts: Counter[str], added: list[str]) -> tuple[list[str], int]:
-        """Train on the window; return (senders whose vectors changed, words trained)."""
+    def _train(
+        self, window: ClosedWindow, counts: Counter[str], added: list[str]
+    ) -> tuple[list[str], int, float]:
+        """Train on the window; return (senders whose vectors changed, words trained, seconds in gensim)."""
         model = self._model
         assert model is not None
         known = [sender for sender in counts if sender in model.wv.key_to_index]
@@ -294,6 +298,7 @@ class SenderEmbedding:
         # Restarting the rate each window is intended, so the warning gensim
         # logs when alpha rises again is silenced by resetting its marker.
         model.min_alpha_yet_reached = self.alpha_start
+        started = time.perf_counter()
         words_trained, _ = model.train(
             chunks,
             total_examples=len(chunks),
@@ -302,11 +307,12 @@ class SenderEmbedding:
             start_alpha=self.alpha_start,
             end_alpha=self.alpha_end,
         )
+        gensim_train_s = time.perf_counter() - started
 
         moved = np.any(model.wv.vectors[rows] != before, axis=1)
         added_set = set(added)
         changed = [s for s, m in zip(known, moved.tolist()) if m or s in added_set]
-        return changed, int(words_trained)
+        return changed, int(words_trained), gensim_train_s
 
     # -- expiry ------------------------------------------------------------
 

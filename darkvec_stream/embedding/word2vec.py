@@ -33,9 +33,10 @@ def cumulative_table(counts: np.ndarray, ns_exponent: float, domain: int = CUM_T
     """Build gensim's negative-sampling table from per-row word counts.
 
     The result is bit-identical to ``Word2Vec.make_cum_table`` in gensim 4.4
-    because every step is the same IEEE operation in the same order: the
-    power per count, a sequential float64 running sum (``np.cumsum`` is
-    sequential, not pairwise), the division by the sum, and round-half-even.
+    because every step is the same IEEE operation in the same order. Those
+    steps are the power per count, a sequential float64 running sum
+    (``np.cumsum`` is sequential, not pairwise), the division by the sum and
+    round-half-even.
     """
     if len(counts) == 0:
         return np.zeros(0, dtype=np.uint32)
@@ -90,9 +91,9 @@ class StreamingWord2Vec(Word2Vec):
     def _prepare_vocab_update(self, keep_raw_vocab: bool, min_count: int, sample: float) -> dict[str, int]:
         """Apply ``self.raw_vocab`` to the vocabulary as gensim's update does.
 
-        Same semantics as gensim 4.4: every known word gains its batch count,
-        even below ``min_count``; an unknown word joins only if its batch
-        count reaches ``min_count``, and joins at the end of the vocabulary.
+        The semantics are those of gensim 4.4. Every known word gains its
+        batch count, even below ``min_count``. An unknown word joins only if
+        its batch count reaches ``min_count``, and it joins at the end.
         """
         if self.hs or self.null_word:
             raise NotImplementedError("the vectorised vocabulary update supports negative sampling only")

@@ -1,6 +1,6 @@
 """FAISS index of sender vectors for cosine nearest-neighbour search.
 
-``SenderIndex`` holds one entry per live sender; ``apply_embedding_update``
+``SenderIndex`` contains one entry per live sender; ``apply_embedding_update``
 keeps it in step with ``darkvec_stream.embedding.SenderEmbedding``.
 """
 

@@ -2,8 +2,8 @@
 
 Vectors are L2-normalised float32 rows, so inner product is cosine
 similarity. The index keeps exactly one live entry per sender and a stable
-int64 id for each live sender; it never decides which senders to add or drop
-(see ``apply_embedding_update``) and does not label or cluster.
+int64 id for each live sender. It does not decide which senders to add or
+drop (``apply_embedding_update`` does), and it does not label or cluster.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class SenderIndex:
 
     def _upsert_hnsw(self, senders: list[str], matrix: np.ndarray) -> None:
         # The old entry of an updated sender stays in the graph as a stale
-        # slot that search skips; a new slot holds the new vector.
+        # slot that search skips, and a new slot stores the new vector.
         for sender in senders:
             old = self._slot_of.pop(sender, None)
             if old is not None:
@@ -322,8 +322,8 @@ class SenderIndex:
                 break
             wanted *= 2
         if len(pending):
-            # HNSW and IVF may miss live entries even at full width (an
-            # unreachable graph node, an unprobed list): answer exactly.
+            # HNSW and IVF may miss live entries even at full width, for an
+            # unreachable graph node or an unprobed list, so search exactly.
             self._search_exactly(queries, pending, k, excluded, results)
         return [row if row is not None else [] for row in results]
 

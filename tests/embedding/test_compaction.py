@@ -97,7 +97,8 @@ def test_compaction_triggered_by_window_count() -> None:
     embedding = SenderEmbedding(vector_size=8, context=3, epochs_per_window=1, expiry_s=3600,
                                 compact_every_windows=3, compact_expired_share=1.0)
     results = [embedding.update(window_of(i, (f"old{i}", "x", f"old{i}x"))) for i in range(3)]
-    assert results[0].removed == () and results[1].removed == ()
+    assert results[0].removed == ()
+    assert results[1].removed == ()
     # Window 2 ends at 3 h; senders of window 0 (last seen before 1 h) are expired.
     assert set(results[2].removed) == {"old0", "old0x", "old1", "old1x"}
     assert "x" in embedding
@@ -161,9 +162,9 @@ def test_churn_keeps_vocabulary_and_rss_flat() -> None:
     gc.collect()
     rss_end = process.memory_info().rss
 
-    # Each window brings at most 10 x 40 members and 200 noise senders; with a
-    # 6-window horizon and a compaction every 6 windows at most 12 windows'
-    # senders can be live.
+    # Each window brings at most 10 x 40 members and 200 noise senders. With a
+    # 6-window horizon and a compaction every 6 windows, senders of at most
+    # 12 windows can be live.
     assert max(sizes[60:]) <= 12 * (10 * 40 + 200)
     assert max(sizes[60:]) < 1.5 * min(sizes[60:]) + 1000
     assert embedding.generation == 260

@@ -35,12 +35,14 @@ def test_first_window_creates_vocabulary() -> None:
 def test_empty_window_is_noop() -> None:
     embedding = small()
     first = embedding.update(window_of(0))
-    assert first.generation == 0 and len(embedding) == 0
+    assert first.generation == 0
+    assert len(embedding) == 0
     embedding.update(window_of(1, ("a", "b", "a")))
     before = embedding.vector("a")
     update = embedding.update(window_of(2))
     assert update.generation == 1
-    assert update.changed == () and update.added == ()
+    assert update.changed == ()
+    assert update.added == ()
     assert np.array_equal(embedding.vector("a"), before)
 
 
@@ -89,7 +91,8 @@ def test_no_sender_reaches_min_count() -> None:
     update = embedding.update(window_of(0, ("a", "b", "a")))
     assert update.generation == 0
     assert set(update.pending) == {"a", "b"}
-    assert len(embedding) == 0 and embedding.keys() == []
+    assert len(embedding) == 0
+    assert embedding.keys() == []
     assert embedding.vectors(["a"])[1].shape == (0, 16)
 
 
@@ -183,7 +186,8 @@ def test_save_load_of_empty_embedding(tmp_path: Path) -> None:
     assert len(restored) == 0
     assert restored.pending_count("a") == 2
     restored.update(window_of(1, ("a", "a", "b")))
-    assert "a" in restored and "b" not in restored
+    assert "a" in restored
+    assert "b" not in restored
 
 
 def test_two_runs_same_seed_identical() -> None:

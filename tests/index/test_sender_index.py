@@ -89,7 +89,8 @@ def test_remove_and_readd_gets_new_id() -> None:
     index = SenderIndex(DIMENSION)
     index.upsert(names(5), random_vectors(5))
     assert index.remove(["s1", "unknown"]) == 1
-    assert "s1" not in index and index.id_of("s1") is None
+    assert "s1" not in index
+    assert index.id_of("s1") is None
     index.upsert(["s1"], random_vectors(1, seed=3))
     assert index.id_of("s1") == 5
 
@@ -169,7 +170,8 @@ def test_ivf_trains_and_keeps_recall() -> None:
     index.upsert(names(3000)[1000:], vectors[1000:])
     assert not index.searches_exactly
     index.upsert(names(200), clustered_vectors(200, seed=9))  # in-place update_vectors
-    assert len(index) == 3000 and index._index.ntotal == 3000  # noqa: SLF001
+    assert len(index) == 3000
+    assert index._index.ntotal == 3000  # noqa: SLF001
     index.remove(names(10))
     exact = SenderIndex(DIMENSION)
     live = names(3000)[10:]
