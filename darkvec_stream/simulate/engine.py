@@ -17,14 +17,13 @@ import numpy as np
 
 from darkvec_stream.ingest.record import PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, Record
 from darkvec_stream.simulate.config import SimulationConfig, resolve
-from darkvec_stream.simulate.populations import NS_PER_S, PopulationModel, build_models, stream
+from darkvec_stream.simulate.populations import NS_PER_S, PopulationModel, build_models
 
 logger = logging.getLogger(__name__)
 
 NULL = -1
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0
-_ENGINE_STREAM = "__engine__"
 
 
 @dataclass(slots=True)
@@ -151,8 +150,7 @@ class Simulation:
         chunk = 0
         for chunk_start in range(self.config.start_ns, self.config.end_ns, chunk_ns):
             chunk_end = min(chunk_start + chunk_ns, self.config.end_ns)
-            batch = self._chunk(chunk, chunk_start, chunk_end)
-            batch, key = self._disorder(batch, stream(self.config.seed, _ENGINE_STREAM, chunk))
+            batch, key = self._chunk(chunk, chunk_start, chunk_end)
             if pending is not None:
                 batch = PacketBatch.concat([pending, batch])
                 key = np.concatenate([pending_key, key])
@@ -167,12 +165,20 @@ class Simulation:
             chunk += 1
             yield chunk_start, emitted
 
-    def _chunk(self, chunk: int, start_ns: int, end_ns: int) -> PacketBatch:
-        parts = [self._population_packets(index, model, chunk, start_ns, end_ns)
-                 for index, model in enumerate(self.models)]
+    def _chunk(self, chunk: int, start_ns: int, end_ns: int) -> tuple[PacketBatch, np.ndarray]:
+        """All populations' packets of one chunk with their emission keys, in time order."""
+        parts, keys = [], []
+        for index, model in enumerate(self.models):
+            packets = self._population_packets(index, model, chunk, start_ns, end_ns)
+            # Each population disorders its own packets with its own stream, so
+            # resizing one population leaves the others' output unchanged.
+            packets, key = self._disorder(packets, model.rng(4, chunk))
+            parts.append(packets)
+            keys.append(key)
         batch = PacketBatch.concat(parts)
-        order = np.argsort(batch.ts_ns, kind="stable")
-        return batch.take(order)
+        key = np.concatenate(keys)
+        order = np.lexsort((key, batch.ts_ns))
+        return batch.take(order), key[order]
 
     def _population_packets(self, index: int, model: PopulationModel, chunk: int,
                             start_ns: int, end_ns: int) -> PacketBatch:
@@ -245,6 +251,8 @@ class Simulation:
     def _disorder(self, batch: PacketBatch, rng: np.random.Generator) -> tuple[PacketBatch, np.ndarray]:
         """Duplicate and displace shares of a time-ordered batch; return it with emission keys."""
         count = len(batch)
+        order = np.argsort(batch.ts_ns, kind="stable")
+        batch = batch.take(order)
         repeats = 1 + (rng.random(count) < self.config.duplicate_share)
         batch = batch.take(np.repeat(np.arange(count), repeats))
         key = batch.ts_ns.copy()
