@@ -201,7 +201,7 @@ class SenderClusterer:
         self,
         method: Method = "leiden",
         k: int = 10,
-        resolution: float = 0.8,
+        resolution: float = 0.5,
         min_similarity: float = 0.5,
         min_cluster_size: int = 5,
         hdbscan_min_samples: int | None = None,
@@ -282,12 +282,14 @@ class SenderClusterer:
         return np.asarray(communities.membership, dtype=np.int64)
 
     def _hdbscan(self, matrix: np.ndarray) -> np.ndarray:
-        if matrix.shape[0] < 2:
+        min_cluster_size = max(self.min_cluster_size, 2)
+        if matrix.shape[0] < max(min_cluster_size, self.hdbscan_min_samples or 0):
+            # Too few senders to form one cluster; HDBSCAN raises on this input.
             return np.full(matrix.shape[0], NOISE, dtype=np.int64)
         # Euclidean distance on unit vectors is a monotone function of the
         # cosine distance, and lets HDBSCAN use its tree-based neighbour search.
         model = HDBSCAN(
-            min_cluster_size=max(self.min_cluster_size, 2),
+            min_cluster_size=min_cluster_size,
             min_samples=self.hdbscan_min_samples,
             metric="euclidean",
             copy=True,

@@ -1,0 +1,150 @@
+"""Clustering quality, silhouettes and input checks on seeded synthetic vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from darkvec_stream.clusters.clustering import NOISE, SenderClusterer, knn_edges
+from darkvec_stream.clusters.quality import adjusted_rand, merges_and_splits, noise_as_singletons
+from darkvec_stream.clusters.synthetic import nested_blobs, unit_rows
+from darkvec_stream.errors import ConfigError, InputError
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return nested_blobs(seed=7, member_spread=0.8, subgroup_spread=0.8, background=1000)
+
+
+def test_default_ari_beats_paper_recipe(blobs):
+    default = SenderClusterer(seed=7).cluster(blobs.keys, blobs.vectors)
+    paper = SenderClusterer(method="darkvec-paper", seed=7).cluster(blobs.keys, blobs.vectors)
+    default_ari = adjusted_rand(blobs.subgroups, default.labels)
+    paper_ari = adjusted_rand(blobs.subgroups, paper.labels)
+    assert default_ari >= 0.8
+    assert paper_ari < 0.5
+    assert default_ari > paper_ari + 0.3
+
+
+def test_paper_recipe_splits_the_large_group(blobs):
+    paper = SenderClusterer(method="darkvec-paper", seed=7).cluster(blobs.keys, blobs.vectors)
+    _, split = merges_and_splits(blobs.subgroups, paper.labels)
+    assert "g0/s0" in split
+    assert len(split["g0/s0"]) >= 3
+
+
+def test_louvain_and_hdbscan_find_structure(blobs):
+    for method in ("louvain", "hdbscan"):
+        result = SenderClusterer(method=method, seed=7).cluster(blobs.keys, blobs.vectors)
+        assert adjusted_rand(blobs.subgroups, result.labels) >= 0.8, method
+
+
+def test_same_seed_same_clusters(blobs):
+    first = SenderClusterer(seed=3).cluster(blobs.keys, blobs.vectors)
+    second = SenderClusterer(seed=3).cluster(blobs.keys, blobs.vectors)
+    assert np.array_equal(first.labels, second.labels)
+    louvain = [SenderClusterer(method="louvain", seed=3).cluster(blobs.keys, blobs.vectors) for _ in range(2)]
+    assert np.array_equal(louvain[0].labels, louvain[1].labels)
+
+
+def test_labels_ordered_by_size_and_small_clusters_noise():
+    data = nested_blobs(group_sizes=((50,), (20,), (3,)), background=0, seed=2)
+    result = SenderClusterer(min_cluster_size=5, seed=2).cluster(data.keys, data.vectors)
+    sizes = [len(members) for members in result.clusters().values()]
+    assert sizes == [50, 20]
+    assert len(result.noise) == 3
+    assert set(result.noise) == {key for key, group in zip(data.keys, data.groups) if group == "g2"}
+
+
+def test_exact_silhouettes_match_sklearn():
+    from sklearn.metrics import silhouette_samples
+
+    data = nested_blobs(group_sizes=((40,), (30,), (20,)), background=0, seed=4)
+    result = SenderClusterer(seed=4).cluster(data.keys, data.vectors)
+    assert result.silhouette_method == "exact"
+    expected = silhouette_samples(data.vectors, result.labels, metric="cosine")
+    assert np.allclose(result.silhouettes, expected, atol=1e-5)
+    means = result.cluster_silhouettes()
+    assert all(value > 0.5 for value in means.values())
+
+
+def test_centroid_silhouette_above_size_limit():
+    data = nested_blobs(group_sizes=((40,), (30,), (20,)), background=0, seed=4)
+    exact = SenderClusterer(seed=4).cluster(data.keys, data.vectors)
+    approx = SenderClusterer(seed=4, silhouette_exact_max=10).cluster(data.keys, data.vectors)
+    assert approx.silhouette_method == "centroid"
+    assert np.array_equal(exact.labels, approx.labels)
+    # The simplified silhouette tracks the exact one on compact clusters.
+    assert np.corrcoef(exact.silhouettes, approx.silhouettes)[0, 1] > 0.8
+    assert np.all(approx.silhouettes <= 1.0)
+
+
+def test_noise_silhouette_is_nan():
+    data = nested_blobs(group_sizes=((30,), (30,)), background=20, seed=5)
+    result = SenderClusterer(seed=5).cluster(data.keys, data.vectors)
+    noise = result.labels == NOISE
+    assert noise.any()
+    assert np.isnan(result.silhouettes[noise]).all()
+    assert np.isfinite(result.silhouettes[~noise]).all()
+
+
+def test_centroids_are_unit_means():
+    data = nested_blobs(group_sizes=((30,), (25,)), background=0, seed=6)
+    result = SenderClusterer(seed=6).cluster(data.keys, data.vectors)
+    assert np.allclose(np.linalg.norm(result.centroids, axis=1), 1.0, atol=1e-5)
+    mean = data.vectors[result.labels == 0].mean(axis=0)
+    assert np.allclose(result.centroids[0], mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_empty_and_tiny_inputs():
+    clusterer = SenderClusterer()
+    empty = clusterer.cluster([], np.zeros((0, 8), dtype=np.float32))
+    assert empty.n_clusters == 0
+    one = clusterer.cluster(["1.2.3.4"], unit_rows(np.ones((1, 8))))
+    assert one.labels.tolist() == [NOISE]
+    for method in ("louvain", "hdbscan", "darkvec-paper"):
+        assert SenderClusterer(method=method).cluster(["a", "b"], unit_rows(np.eye(2))).keys == ("a", "b")
+
+
+def test_bad_vectors_rejected_with_sender_named():
+    vectors = unit_rows(np.ones((3, 4)))
+    vectors[1] = np.nan
+    with pytest.raises(InputError, match="'b'"):
+        SenderClusterer().cluster(["a", "b", "c"], vectors)
+    with pytest.raises(InputError, match="all zeros"):
+        SenderClusterer().cluster(["a", "b"], np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(InputError, match="one vector row per sender"):
+        SenderClusterer().cluster(["a"], unit_rows(np.ones((2, 4))))
+    with pytest.raises(InputError, match="unique"):
+        SenderClusterer().cluster(["a", "a"], unit_rows(np.ones((2, 4))))
+
+
+def test_bad_settings_rejected():
+    with pytest.raises(ConfigError, match="kmeans"):
+        SenderClusterer(method="kmeans")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="resolution"):
+        SenderClusterer(resolution=0)
+    with pytest.raises(ConfigError, match="min_similarity"):
+        SenderClusterer(min_similarity=2.0)
+
+
+def test_noise_scored_as_singletons():
+    labels = np.array([0, 0, NOISE, NOISE])
+    assert noise_as_singletons(labels).tolist() == [0, 0, 1, 2]
+    assert adjusted_rand(["a", "a", "b", "c"], labels) == pytest.approx(1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(1, 40), k=st.integers(1, 12), min_similarity=st.floats(-1, 1), seed=st.integers(0, 10))
+def test_knn_edges_are_valid(count, k, min_similarity, seed):
+    vectors = unit_rows(np.random.default_rng(seed).normal(size=(count, 6)))
+    sources, targets, weights = knn_edges(vectors, k, min_similarity)
+    assert np.all(sources < targets)
+    assert np.all(targets < count)
+    assert len(set(zip(sources.tolist(), targets.tolist()))) == len(sources)
+    assert np.all(weights > 0) and np.all(weights <= 1.0)
+    assert np.all(weights >= min_similarity)
+    expected = (vectors[sources] * vectors[targets]).sum(axis=1)
+    assert np.allclose(weights, expected, atol=1e-5)
