@@ -85,20 +85,22 @@ def _iso(ts_ns: int | None) -> str:
 # -- reading in event-time order ------------------------------------------------
 
 
-def _read(path: Path, format: str, options: Mapping[str, Any]) -> Iterator[Record | Rejected]:
-    from darkvec_stream.ingest import read_file
+def _read(path: Path, format: str, options: Mapping[str, Any]) -> Iterator[tuple[list[Record], list[Rejected]]]:
+    # Batches, not read_file: replay only counts rejects, so it does not need
+    # them interleaved with records, and lists are faster to walk.
+    from darkvec_stream.ingest import read_batches
 
-    items: Iterator[Record | Rejected] = read_file(path, format, **options)
-    return items
+    batches: Iterator[tuple[list[Record], list[Rejected]]] = read_batches(path, format, **options)
+    return batches
 
 
 def _is_ordered(path: Path, format: str, options: Mapping[str, Any]) -> bool:
     previous = -1
-    for item in _read(path, format, options):
-        if isinstance(item, Record):
-            if item.ts_ns < previous:
+    for records, _ in _read(path, format, options):
+        for record in records:
+            if record.ts_ns < previous:
                 return False
-            previous = item.ts_ns
+            previous = record.ts_ns
     return True
 
 
@@ -106,24 +108,22 @@ def _file_records(
     path: Path, format: str, options: Mapping[str, Any], summary: ReplaySummary, rejected: Callable[[Rejected], None]
 ) -> Iterator[Record]:
     if _is_ordered(path, format, options):
-        for item in _read(path, format, options):
-            if isinstance(item, Record):
-                yield item
-            else:
+        for records, rejects in _read(path, format, options):
+            for item in rejects:
                 rejected(item)
+            yield from records
         return
 
     logger.info("%s is not in event-time order: sorting its records in memory", path)
     summary.sorted_in_memory.append(str(path))
-    records = []
-    for item in _read(path, format, options):
-        if isinstance(item, Record):
-            records.append(item)
-        else:
+    all_records: list[Record] = []
+    for records, rejects in _read(path, format, options):
+        for item in rejects:
             rejected(item)
+        all_records.extend(records)
     # A stable sort keeps file order among records with the same timestamp.
-    records.sort(key=_event_time)
-    yield from records
+    all_records.sort(key=_event_time)
+    yield from all_records
 
 
 def _event_time(record: Record) -> int:
