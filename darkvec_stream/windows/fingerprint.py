@@ -8,6 +8,9 @@ module only recognises that fingerprint; it does not label senders.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
 
 from darkvec_stream.ingest.record import PROTO_TCP, TCP_ACK, TCP_SYN, Record
 
@@ -51,3 +54,38 @@ def is_mirai(record: Record) -> bool:
     if flags is None or not flags & TCP_SYN or flags & TCP_ACK:
         return False
     return ipv4_to_int(record.dst) == record.tcp_seq
+
+
+def mirai_mask(
+    mirai_flags: np.ndarray,
+    protos: np.ndarray,
+    tcp_flags: np.ndarray,
+    tcp_seqs: np.ndarray,
+    destinations: Sequence[str | None],
+) -> np.ndarray:
+    """Return ``is_mirai`` for columns of records, as a boolean array.
+
+    Missing values are -1 in every integer column; ``mirai_flags`` holds
+    1 (True), 0 (False) or -1 (no opinion). Destinations are converted once
+    per distinct address, because a telescope has few of them.
+    """
+    candidates = (
+        (mirai_flags < 0)
+        & (protos == PROTO_TCP)
+        & (tcp_flags >= 0)
+        & ((tcp_flags & TCP_SYN) != 0)
+        & ((tcp_flags & TCP_ACK) == 0)
+        & (tcp_seqs >= 0)
+    )
+    result = mirai_flags == 1
+    if candidates.any():
+        index = np.flatnonzero(candidates)
+        address_of = {address: _address_value(address) for address in dict.fromkeys(destinations[i] for i in index)}
+        addresses = np.fromiter((address_of[destinations[i]] for i in index), dtype=np.int64, count=len(index))
+        result[index] = tcp_seqs[index] == addresses
+    return result
+
+
+def _address_value(address: str | None) -> int:
+    value = ipv4_to_int(address) if isinstance(address, str) else None
+    return -2 if value is None else value

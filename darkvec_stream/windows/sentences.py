@@ -1,10 +1,11 @@
 """Turn the records of one finished window into sentences and sender activity.
 
-Closing a window orders its records, counts packets per sender and per
-service key, asks the sender filter which senders pass and the service map
-which service each key belongs to, then builds one sentence per service.
-This module neither decides when a window closes nor splits long sentences
-(the embedding stage does that for gensim's 10,000-token limit).
+Closing a window converts its records to numpy columns ordered by event
+time and sender, counts packets per sender and per service key, asks the
+sender filter which senders pass and the service map which service each
+key belongs to, then builds one sentence per service. This module neither
+decides when a window closes nor splits long sentences (the embedding stage
+does that for gensim's 10,000-token limit).
 """
 
 from __future__ import annotations
@@ -12,100 +13,131 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime, timezone
-from itertools import compress
 from operator import itemgetter
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from darkvec_stream.ingest.record import PROTO_TCP, PROTO_UDP, Record
-from darkvec_stream.windows.fingerprint import is_mirai
+from darkvec_stream.ingest.record import Record
+from darkvec_stream.windows.fingerprint import mirai_mask
 from darkvec_stream.windows.model import ClosedWindow, SenderActivity, Sentence
 from darkvec_stream.windows.sender_filter import SenderFilter
-from darkvec_stream.windows.services import (
-    KEY_COUNT,
-    PORT_COUNT,
-    PROTO_KEY_BASE,
-    UDP_KEY_BASE,
-    UNKNOWN_PROTO_KEY,
-    ServiceMap,
-)
+from darkvec_stream.windows.services import KEY_COUNT, PORT_COUNT, ServiceMap, service_keys
 
-# Sorting by (event time, sender) is enough for byte-identical output:
-# records that tie on both belong to one sender, so whatever their order,
-# each service sees the same sender token at that instant and consecutive
-# repeats collapse; activity sums do not depend on order either.
-_ORDER_KEY = itemgetter(0, 1)
+_NONE = -1
 
 
-def _service_keys(records: Sequence[Record]) -> list[int]:
-    """Return ``service_key(proto, dst_port)`` for every record (inlined for speed)."""
-    keys: list[int] = []
-    append = keys.append
-    for record in records:
-        port = record[4]
-        proto = record[5]
-        if port is not None and 0 <= port < PORT_COUNT and (proto == PROTO_TCP or proto == PROTO_UDP):
-            append(port if proto == PROTO_TCP else UDP_KEY_BASE + port)
-        elif proto is None or not 0 <= proto <= 255:
-            append(UNKNOWN_PROTO_KEY)
-        else:
-            append(PROTO_KEY_BASE + proto)
-    return keys
+def _int_column(records: Sequence[Record], field: int) -> np.ndarray:
+    """Return one nullable integer field of every record, with -1 for None."""
+    return np.array([_NONE if value is None else value for value in map(itemgetter(field), records)], dtype=np.int64)
 
 
-def _count_packets(records: Sequence[Record], keys: Sequence[int]) -> tuple[dict[str, int], dict[int, int]]:
-    sender_packets: dict[str, int] = {}
-    key_packets: dict[int, int] = {}
-    sender_get = sender_packets.get
-    key_get = key_packets.get
-    for record, key in zip(records, keys):
-        packets = record[10]
-        src = record[1]
-        sender_packets[src] = sender_get(src, 0) + packets
-        key_packets[key] = key_get(key, 0) + packets
-    return sender_packets, key_packets
+class _Columns(NamedTuple):
+    """The fields a window close needs, one array each, in (event time, sender) order."""
+
+    ts_ns: np.ndarray
+    sender: np.ndarray  # rank of the sender in the sorted sender names
+    key: np.ndarray
+    dst_port: np.ndarray
+    packets: np.ndarray
+    mirai: np.ndarray
 
 
-def _build_sentences(
-    records: Sequence[Record],
-    keys: Sequence[int],
-    service_of_key: dict[int, str],
-    passing: set[str],
-) -> tuple[dict[str, list[str]], dict[str, SenderActivity]]:
-    """Walk the ordered records of passing senders once, filling sentences and activity."""
-    sentences: dict[str, list[str]] = {}
+def _columns(records: Sequence[Record], sender_names: list[str]) -> _Columns:
+    """Convert records to columns ordered by (event time, sender name).
+
+    Sender numbers are ranks in the sorted ``sender_names``, so ordering by
+    number is ordering by name. That order is enough for byte-identical
+    output: records that tie on both belong to one sender, so whatever their
+    order each service sees the same token at that instant and consecutive
+    repeats collapse, and activity sums do not depend on order either.
+    """
+    count = len(records)
+    rank = {name: number for number, name in enumerate(sender_names)}
+    sender = np.fromiter(map(rank.__getitem__, map(itemgetter(1), records)), dtype=np.int64, count=count)
+    ts_ns = np.fromiter(map(itemgetter(0), records), dtype=np.int64, count=count)
+    order = np.lexsort((sender, ts_ns))
+
+    protos = _int_column(records, 5)
+    dst_ports = _int_column(records, 4)
+    mirai = mirai_mask(
+        _int_column(records, 11),
+        protos,
+        _int_column(records, 7),
+        _int_column(records, 9),
+        list(map(itemgetter(2), records)),
+    )
+    packets = np.fromiter(map(itemgetter(10), records), dtype=np.int64, count=count)
+    return _Columns(
+        ts_ns=ts_ns[order],
+        sender=sender[order],
+        key=service_keys(protos, dst_ports)[order],
+        dst_port=dst_ports[order],
+        packets=packets[order],
+        mirai=mirai[order],
+    )
+
+
+def _sentences(
+    sender: np.ndarray,
+    service: np.ndarray,
+    sender_names: list[str],
+    service_names: tuple[str, ...],
+) -> tuple[Sentence, ...]:
+    """Cut time-ordered (sender, service) tokens into one sentence per service, repeats collapsed."""
+    # A stable sort by service keeps the time order inside each service.
+    by_service = np.argsort(service, kind="stable")
+    sender = sender[by_service]
+    service = service[by_service]
+    starts_word = np.ones(len(sender), dtype=bool)
+    starts_word[1:] = (sender[1:] != sender[:-1]) | (service[1:] != service[:-1])
+    sender = sender[starts_word]
+    service = service[starts_word]
+
+    tokens = [sender_names[number] for number in sender.tolist()]
+    cuts = (np.flatnonzero(np.diff(service)) + 1).tolist()
+    sentences = [
+        Sentence(service_names[int(service[first])], tuple(tokens[first:last]))
+        for first, last in zip([0, *cuts], [*cuts, len(tokens)])
+        if first < last
+    ]
+    sentences.sort(key=lambda sentence: sentence.service)
+    return tuple(sentences)
+
+
+def _activity(
+    columns: _Columns,
+    service: np.ndarray,
+    sender_packets: np.ndarray,
+    sender_names: list[str],
+    service_names: tuple[str, ...],
+) -> dict[str, SenderActivity]:
+    """Summarise what each sender in ``columns`` did in the window."""
+    sender = columns.sender
+    numbers, first_index = np.unique(sender, return_index=True)
+    last_index = len(sender) - 1 - np.unique(sender[::-1], return_index=True)[1]
+    mirai_packets = np.bincount(sender, weights=columns.packets * columns.mirai, minlength=len(sender_names))
     activity: dict[str, SenderActivity] = {}
-    for record, key in zip(records, keys):
-        src = record[1]
-        if src not in passing:
-            continue
-        service = service_of_key[key]
-        sentence = sentences.get(service)
-        if sentence is None:
-            sentences[service] = [src]
-        elif sentence[-1] != src:
-            sentence.append(src)
+    for number, first, last in zip(numbers.tolist(), first_index.tolist(), last_index.tolist()):
+        activity[sender_names[number]] = SenderActivity(
+            packets=int(sender_packets[number]),
+            first_ns=int(columns.ts_ns[first]),
+            last_ns=int(columns.ts_ns[last]),
+            mirai_packets=int(mirai_packets[number]),
+        )
 
-        ts_ns = record[0]
-        packets = record[10]
-        sender = activity.get(src)
-        if sender is None:
-            sender = activity[src] = SenderActivity(first_ns=ts_ns)
-        sender.packets += packets
-        sender.last_ns = ts_ns
-        sender.services.add(service)
-        port = record[4]
-        if port is not None:
-            ports = sender.dst_ports
-            ports[port] = ports.get(port, 0) + packets
-        mirai = record[11]
-        # is_mirai is only called when the flag is absent and a sequence
-        # number exists, because most darknet packets fail cheaply here.
-        if mirai or (mirai is None and record[9] is not None and is_mirai(record)):
-            sender.mirai_packets += packets
-    return sentences, activity
+    with_port = columns.dst_port >= 0
+    port_pairs = sender[with_port] * PORT_COUNT + columns.dst_port[with_port]
+    unique_pairs, pair_of = np.unique(port_pairs, return_inverse=True)
+    pair_packets = np.bincount(pair_of, weights=columns.packets[with_port], minlength=len(unique_pairs))
+    for pair, count in zip(unique_pairs.tolist(), pair_packets.tolist()):
+        activity[sender_names[pair // PORT_COUNT]].dst_ports[pair % PORT_COUNT] = int(count)
+
+    service_count = len(service_names)
+    for pair in np.unique(sender * service_count + service).tolist():
+        activity[sender_names[pair // service_count]].services.add(service_names[pair % service_count])
+    return activity
 
 
 def close_window(
@@ -116,42 +148,35 @@ def close_window(
     sender_filter: SenderFilter,
     late_records: int,
 ) -> ClosedWindow:
-    """Build the closed window ``index`` from its records (sorted in place)."""
+    """Build the closed window ``index`` from its records."""
     start_ns = index * window_ns
     end_ns = start_ns + window_ns
 
-    # 1. A total order on (event time, sender) makes the output independent of arrival order.
-    records.sort(key=_ORDER_KEY)
+    # 1. Columns in (event time, sender) order make the output independent of arrival order.
+    sender_names = sorted(dict.fromkeys(map(itemgetter(1), records)))
+    columns = _columns(records, sender_names)
 
-    # 2. Packets per sender feed the filter; packets per key feed the service map.
-    keys = _service_keys(records)
-    sender_packets, key_packets = _count_packets(records, keys)
-
-    # 3. The filter counts this window before deciding, so a sender that
+    # 2. The filter counts this window before deciding, so a sender that
     #    reaches the threshold inside this window already passes.
-    senders = list(sender_packets)
-    passed = sender_filter.update(start_ns, senders, np.fromiter(sender_packets.values(), dtype=np.int64, count=len(senders)))
-    passing = set(compress(senders, passed.tolist()))
+    sender_packets = np.bincount(columns.sender, weights=columns.packets, minlength=len(sender_names)).astype(np.int64)
+    passed = sender_filter.update(start_ns, sender_names, sender_packets)
 
-    # 4. The service plan is fixed for the whole window.
-    dense_packets = np.zeros(KEY_COUNT, dtype=np.float64)
-    window_keys = list(key_packets)
-    dense_packets[window_keys] = list(key_packets.values())
-    plan = services.plan(dense_packets, end_ns)
-    names = plan.names
-    service_of_key = {key: names[slot] for key, slot in zip(window_keys, plan.table[window_keys].tolist())}
+    # 3. The service plan is fixed for the whole window.
+    key_packets = np.bincount(columns.key, weights=columns.packets, minlength=KEY_COUNT).astype(np.float64)
+    plan = services.plan(key_packets, end_ns)
 
-    # 5. One pass over the ordered records builds sentences and activity.
-    sentence_lists, activity = _build_sentences(records, keys, service_of_key, passing)
-    sentences = tuple(Sentence(service, tuple(sentence_lists[service])) for service in sorted(sentence_lists))
+    # 4. Sentences and activity cover only the senders that passed the filter.
+    kept = passed[columns.sender]
+    kept_columns = _Columns(*(column[kept] for column in columns))
+    service = plan.table[kept_columns.key]
     return ClosedWindow(
         index=index,
         start_ns=start_ns,
         end_ns=end_ns,
-        sentences=sentences,
-        activity=activity,
+        sentences=_sentences(kept_columns.sender, service, sender_names, plan.names),
+        activity=_activity(kept_columns, service, sender_packets, sender_names, plan.names),
         records=len(records),
-        senders_seen=len(senders),
+        senders_seen=len(sender_names),
         late_records=late_records,
     )
 

@@ -434,3 +434,14 @@ def make_services(
     if mode == "hybrid":
         return AutoServices(top_n=top_n, half_life_s=half_life_s, domain_map=domain_map)
     raise ConfigError(f"invalid services mode {mode!r}: expected one of {', '.join(SERVICE_MODES)}")
+
+
+def service_keys(protos: np.ndarray, dst_ports: np.ndarray) -> np.ndarray:
+    """Return ``service_key`` for arrays of protocols and ports, with -1 for a missing value."""
+    keys = np.where((protos >= 0) & (protos <= 255), PROTO_KEY_BASE + protos, UNKNOWN_PROTO_KEY)
+    has_port = (dst_ports >= 0) & (dst_ports < PORT_COUNT)
+    tcp = has_port & (protos == PROTO_TCP)
+    udp = has_port & (protos == PROTO_UDP)
+    keys[tcp] = TCP_KEY_BASE + dst_ports[tcp]
+    keys[udp] = UDP_KEY_BASE + dst_ports[udp]
+    return keys

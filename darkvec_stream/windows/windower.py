@@ -123,62 +123,81 @@ class Windower:
     def add(self, record: Record, position: Position | None = None) -> list[ClosedWindow]:
         """Add one record; return the windows its watermark closed, oldest first.
 
-        ``position`` is ``(topic, partition, offset)`` for Kafka input. A
-        record whose offset is below the last one seen on its partition is
-        a redelivery of data already processed and is dropped (counted in
-        ``replayed_records``). Records of one Kafka message share an offset.
+        ``position`` is ``(topic, partition, offset)`` for Kafka input; see
+        ``add_many`` for how offsets are tracked.
         """
-        if position is not None and self._is_replay(position):
-            self._replayed_records += 1
-            return []
-        return self._add(record, position)
-
-    def add_many(self, records: Iterable[Record], position: Position | None = None) -> list[ClosedWindow]:
-        """Add the records of one message or file chunk; return the windows they closed."""
-        if position is not None and self._is_replay(position):
-            records = list(records)
-            self._replayed_records += len(records)
-            return []
-        closed: list[ClosedWindow] = []
-        add = self._add
-        for record in records:
-            done = add(record, position)
-            if done:
-                closed.extend(done)
-        return closed
-
-    def mark_consumed(self, position: Position) -> None:
-        """Record that a Kafka message produced no record (it was rejected), so its offset can be committed."""
-        if not self._is_replay(position):
-            self._last_offsets[(position[0], position[1])] = position[2]
-
-    def _is_replay(self, position: Position) -> bool:
-        last = self._last_offsets.get((position[0], position[1]))
-        return last is not None and position[2] < last
-
-    def _add(self, record: Record, position: Position | None) -> list[ClosedWindow]:
-        ts_ns = record[0]
         if position is not None:
-            self._last_offsets[(position[0], position[1])] = position[2]
+            return self.add_many((record,), position)
+        # The path without a position is the hot loop for file input, so it
+        # is written out here instead of going through add_many.
+        ts_ns = record[0]
         if ts_ns < self._watermark_ns:
-            self._reject_late(record, position)
+            self._reject_late(record, None)
             return []
         index = ts_ns // self._window_ns
         buffer = self._buffers.get(index)
         if buffer is None:
             buffer = self._open(index)
         buffer.append(record)
-        if position is not None:
-            first = self._first_offsets[index]
-            partition = (position[0], position[1])
-            if partition not in first:
-                first[partition] = position[2]
         if ts_ns > self._max_ts_ns:
-            self._max_ts_ns = ts_ns
-            watermark_ns = ts_ns - self._lateness_ns
-            self._watermark_ns = watermark_ns
-            if watermark_ns >= self._oldest_end_ns:
-                return self._close_until(watermark_ns)
+            return self._advance(ts_ns)
+        return []
+
+    def add_many(self, records: Iterable[Record], position: Position | None = None) -> list[ClosedWindow]:
+        """Add the records of one Kafka message or file chunk; return the windows they closed.
+
+        All records share ``position``, which is ``(topic, partition,
+        offset)`` or None. A message whose offset is below the last one seen
+        on its partition is a redelivery of data already processed: its
+        records are dropped and counted in ``replayed_records``.
+        """
+        partition: TopicPartition | None = None
+        offset = 0
+        if position is not None:
+            partition = (position[0], position[1])
+            offset = position[2]
+            last = self._last_offsets.get(partition)
+            if last is not None and offset < last:
+                self._replayed_records += sum(1 for _ in records)
+                return []
+            self._last_offsets[partition] = offset
+
+        closed: list[ClosedWindow] = []
+        buffers = self._buffers
+        window_ns = self._window_ns
+        buffer: list[Record] = []
+        buffer_index: int | None = None
+        for record in records:
+            ts_ns = record[0]
+            if ts_ns < self._watermark_ns:
+                self._reject_late(record, position)
+                continue
+            index = ts_ns // window_ns
+            if index != buffer_index:
+                buffer_index = index
+                found = buffers.get(index)
+                buffer = found if found is not None else self._open(index)
+                if partition is not None:
+                    self._first_offsets[index].setdefault(partition, offset)
+            buffer.append(record)
+            if ts_ns > self._max_ts_ns:
+                closed.extend(self._advance(ts_ns))
+        return closed
+
+    def mark_consumed(self, position: Position) -> None:
+        """Record that a Kafka message produced no record (it was rejected), so its offset can be committed."""
+        partition = (position[0], position[1])
+        last = self._last_offsets.get(partition)
+        if last is None or position[2] > last:
+            self._last_offsets[partition] = position[2]
+
+    def _advance(self, ts_ns: int) -> list[ClosedWindow]:
+        """Move the watermark to a new largest event time and close the windows it passed."""
+        self._max_ts_ns = ts_ns
+        watermark_ns = ts_ns - self._lateness_ns
+        self._watermark_ns = watermark_ns
+        if watermark_ns >= self._oldest_end_ns:
+            return self._close_until(watermark_ns)
         return []
 
     def _open(self, index: int) -> list[Record]:

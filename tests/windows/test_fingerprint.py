@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 
+import numpy as np
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from darkvec_stream.ingest.record import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_SYN, Record
-from darkvec_stream.windows.fingerprint import ipv4_to_int, is_mirai
+from darkvec_stream.windows.fingerprint import ipv4_to_int, is_mirai, mirai_mask
 
 DST = "192.0.2.1"
 DST_INT = 0xC0000201
@@ -77,3 +79,31 @@ def test_mirai_any_destination(address: int, extra_flags: int) -> None:
     record = syn(dst=str(ipaddress.IPv4Address(address)), tcp_seq=address, tcp_flags=flags)
     assert is_mirai(record)
     assert not is_mirai(record._replace(tcp_seq=(address + 1) % (1 << 32)))
+
+
+def _column(values: list[object]) -> np.ndarray:
+    return np.array([-1 if value is None else value for value in values], dtype=np.int64)
+
+
+@given(
+    st.lists(
+        st.builds(
+            syn,
+            dst=st.sampled_from([DST, "192.0.2.2", "2001:db8::1", "token7", None]),
+            proto=st.sampled_from([PROTO_TCP, PROTO_UDP, None]),
+            tcp_flags=st.one_of(st.none(), st.integers(0, 0xFF)),
+            tcp_seq=st.sampled_from([None, 0, DST_INT, DST_INT + 1, 0xC0000202]),
+            mirai=st.sampled_from([None, True, False]),
+        ),
+        max_size=40,
+    )
+)
+def test_mirai_mask_matches_is_mirai(records: list[Record]) -> None:
+    mask = mirai_mask(
+        _column([record.mirai for record in records]),
+        _column([record.proto for record in records]),
+        _column([record.tcp_flags for record in records]),
+        _column([record.tcp_seq for record in records]),
+        [record.dst for record in records],
+    )
+    assert mask.tolist() == [is_mirai(record) for record in records]

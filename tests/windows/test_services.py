@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from darkvec_stream.errors import ConfigError, StateError
 from darkvec_stream.ingest.record import PROTO_ICMP, PROTO_TCP, PROTO_UDP
@@ -21,6 +23,7 @@ from darkvec_stream.windows.services import (
     key_token,
     make_services,
     service_key,
+    service_keys,
 )
 
 HOUR_NS = 3600 * 10**9
@@ -218,3 +221,12 @@ def test_default_map_is_json_like() -> None:
     # The lead copies this map into config.yaml, so it must be plain data.
     assert all(isinstance(name, str) for name in DEFAULT_DOMAIN_SERVICES)
     assert all(isinstance(spec, str) for specs in DEFAULT_DOMAIN_SERVICES.values() for spec in specs)
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(-5, 300)), st.one_of(st.none(), st.integers(-5, 70_000))), max_size=50))
+def test_service_keys_matches_scalar(pairs: list[tuple[int | None, int | None]]) -> None:
+    protos = np.array([-1 if proto is None else proto for proto, _ in pairs], dtype=np.int64)
+    ports = np.array([-1 if port is None else port for _, port in pairs], dtype=np.int64)
+    # -1 means "missing" in the columns, so negative inputs are compared as missing.
+    expected = [service_key(None if proto is None or proto < 0 else proto, None if port is None or port < 0 else port) for proto, port in pairs]
+    assert service_keys(protos, ports).tolist() == expected
