@@ -79,10 +79,9 @@ def mirai_mask(
     )
     result = mirai_flags == 1
     if candidates.any():
-        index = np.flatnonzero(candidates)
-        address_of = {address: _address_value(address) for address in dict.fromkeys(destinations[i] for i in index)}
-        addresses = np.fromiter((address_of[destinations[i]] for i in index), dtype=np.int64, count=len(index))
-        result[index] = tcp_seqs[index] == addresses
+        address_of = {address: _address_value(address) for address in dict.fromkeys(destinations)}
+        addresses = np.fromiter(map(address_of.__getitem__, destinations), dtype=np.int64, count=len(destinations))
+        result |= candidates & (tcp_seqs == addresses)
     return result
 
 
