@@ -1,0 +1,214 @@
+"""The ``darkvec-stream clusters`` subcommand: cluster saved sender vectors and describe each cluster.
+
+It reads vectors from a saved embedding state or a vectors file, optionally
+traffic records (for ports, services and activity over time) and label
+sources, and writes profiles and silhouettes as JSON, CSV and a text table.
+It does not train embeddings or track clusters over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from darkvec_stream.clusters.clustering import METHODS, NOISE, Clustering, SenderClusterer
+from darkvec_stream.clusters.profile import ClusterProfile, profile_clusters
+from darkvec_stream.errors import InputError
+from darkvec_stream.ingest.record import Record
+from darkvec_stream.windows.model import ClosedWindow, SenderActivity
+
+logger = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "clusters",
+        help="cluster saved sender vectors and write cluster profiles",
+        description="Cluster sender vectors from a saved embedding state or a vectors file and write "
+                    "per-cluster profiles (ports, subnets, labels, activity) and silhouettes to --out.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--state", type=Path, metavar="DIR", help="saved embedding state directory to read vectors from")
+    source.add_argument("--vectors", type=Path, metavar="FILE", help="vectors file, CSV or Parquet with ip,v0..vN")
+    parser.add_argument("--records", type=Path, metavar="FILE",
+                        help="traffic records for ports, services and activity profiles (optional)")
+    parser.add_argument("--format", default="record-csv", metavar="NAME",
+                        help="input format of --records (default: record-csv)")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="column preset of the csv format, for example marx-iptables")
+    parser.add_argument("--window-s", type=int, default=3600, metavar="SECONDS",
+                        help="window length for the activity-over-time profile, in seconds (default: 3600)")
+    parser.add_argument("--labels", type=Path, action="append", default=[], metavar="PATH",
+                        help="label source file or directory (repeatable): scanner lists, ip,label CSV")
+    parser.add_argument("--method", choices=METHODS, default="leiden", help="clustering method (default: leiden)")
+    parser.add_argument("--k", type=int, default=10, help="neighbours per sender in the kNN graph (default: 10)")
+    parser.add_argument("--resolution", type=float, default=0.5,
+                        help="modularity resolution; higher gives smaller clusters (default: 0.5)")
+    parser.add_argument("--min-similarity", type=float, default=0.5, metavar="COSINE",
+                        help="drop graph edges below this cosine similarity (default: 0.5)")
+    parser.add_argument("--min-cluster-size", type=int, default=5, metavar="SENDERS",
+                        help="smaller clusters are reported as noise, in senders (default: 5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the community detection (default: 0)")
+    parser.add_argument("--focus", action="append", default=[], metavar="CIDR",
+                        help="report which clusters hold the senders of this prefix (repeatable), "
+                             "for example 141.212.0.0/16")
+    parser.add_argument("--top", type=int, default=5, help="entries per top-N list in profiles (default: 5)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write results into")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    focus = [_parse_prefix(text) for text in args.focus]
+    clusterer = SenderClusterer(method=args.method, k=args.k, resolution=args.resolution,
+                                min_similarity=args.min_similarity, min_cluster_size=args.min_cluster_size,
+                                seed=args.seed)
+    keys, vectors = _load_vectors(args)
+    windows = _load_windows(args.records, args.format, args.preset, args.window_s, set(keys)) if args.records else []
+    labels = _load_labels(args.labels, keys) if args.labels else {}
+
+    clustering = clusterer.cluster(keys, vectors)
+    profiles = profile_clusters(clustering, windows, labels, top_count=args.top)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_results(args.out, clustering, profiles, labels, focus)
+    logger.info("clustered %s senders into %s clusters (%s noise), results in %s",
+                len(keys), clustering.n_clusters, len(clustering.noise), args.out)
+    print(format_table(clustering, profiles))
+    for prefix in focus:
+        print(format_focus(prefix, clustering))
+    return 0
+
+
+def _parse_prefix(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as error:
+        raise InputError(f"--focus {text!r} is not a CIDR prefix such as 141.212.0.0/16") from error
+
+
+def _load_vectors(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
+    if args.state is not None:
+        from darkvec_stream.embedding import SenderEmbedding
+
+        embedding = SenderEmbedding.load(args.state)
+        keys, vectors = embedding.vectors(embedding.keys())
+    else:
+        from darkvec_stream.labels.export import read_vectors
+
+        keys, vectors = read_vectors(args.vectors)
+    if not keys:
+        raise InputError("no sender vectors found: check --state or --vectors")
+    return list(keys), np.asarray(vectors, dtype=np.float32)
+
+
+def _load_labels(paths: Sequence[Path], keys: Sequence[str]) -> dict[str, str]:
+    from darkvec_stream.labels import LabelBook
+
+    return LabelBook.from_paths(paths).labelled(keys)
+
+
+def _load_windows(path: Path, format: str, preset: str | None, window_s: int, senders: set[str]) -> list[ClosedWindow]:
+    """Aggregate the records of the clustered senders into per-window activity."""
+    from darkvec_stream.ingest import read_file
+
+    if window_s <= 0:
+        raise InputError(f"--window-s must be positive, got {window_s}")
+    options = {"preset": preset} if preset else {}
+    window_ns = window_s * NS_PER_S
+    activity: dict[int, dict[str, SenderActivity]] = {}
+    rejected = 0
+    for item in read_file(path, format, **options):
+        if not isinstance(item, Record):
+            rejected += 1
+            continue
+        if item.src not in senders:
+            continue
+        _add_record(activity.setdefault(item.ts_ns // window_ns, {}), item)
+    if rejected:
+        logger.warning("skipped %s records of %s that could not be decoded", rejected, path)
+    return [
+        ClosedWindow(index, index * window_ns, (index + 1) * window_ns, (), senders_active,
+                     sum(a.packets for a in senders_active.values()), len(senders_active), 0)
+        for index, senders_active in sorted(activity.items())
+    ]
+
+
+def _add_record(window_activity: dict[str, SenderActivity], record: Record) -> None:
+    activity = window_activity.get(record.src)
+    if activity is None:
+        activity = window_activity[record.src] = SenderActivity(first_ns=record.ts_ns, last_ns=record.ts_ns)
+    activity.packets += record.packets
+    activity.first_ns = min(activity.first_ns, record.ts_ns)
+    activity.last_ns = max(activity.last_ns, record.ts_ns)
+    if record.dst_port is not None:
+        activity.dst_ports[record.dst_port] = activity.dst_ports.get(record.dst_port, 0) + record.packets
+        protocol = {6: "tcp", 17: "udp"}.get(record.proto or 0, str(record.proto))
+        activity.services.add(f"{protocol}/{record.dst_port}")
+    if record.mirai:
+        activity.mirai_packets += record.packets
+
+
+def write_results(
+    out: Path, clustering: Clustering, profiles: dict[int, ClusterProfile], labels: dict[str, str],
+    focus: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> None:
+    """Write clusters.json, senders.csv and clusters.txt into ``out``."""
+    document = {
+        "method": clustering.method,
+        "parameters": clustering.parameters,
+        "silhouette_method": clustering.silhouette_method,
+        "senders": len(clustering.keys),
+        "clusters": [profiles[label].to_json() for label in sorted(profiles)],
+        "noise": len(clustering.noise),
+        "focus": {str(prefix): _focus_counts(prefix, clustering) for prefix in focus},
+    }
+    (out / "clusters.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+    lines = ["ip,cluster,silhouette,label"]
+    for key, label, silhouette in zip(clustering.keys, clustering.labels.tolist(), clustering.silhouettes.tolist()):
+        value = "" if np.isnan(silhouette) else f"{silhouette:.6f}"
+        lines.append(f"{key},{label},{value},{labels.get(key, '')}")
+    (out / "senders.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "clusters.txt").write_text(format_table(clustering, profiles) + "\n", encoding="utf-8")
+
+
+def format_table(clustering: Clustering, profiles: dict[int, ClusterProfile]) -> str:
+    """Return a fixed-width table of the clusters, best mean silhouette first."""
+    header = f"{'cluster':>7} {'size':>6} {'silh.':>6} {'/24s':>5} {'/16s':>5} {'unknown':>7}  top ports / labels"
+    rows = [header]
+    ranked = sorted(profiles.values(), key=lambda p: (-(p.silhouette if p.silhouette == p.silhouette else -2), p.cluster))
+    for profile in ranked:
+        ports = " ".join(str(port) for port, _ in profile.top_ports) or "-"
+        known = [f"{label}:{count}" for label, count in profile.label_counts.items() if label != "unknown"]
+        rows.append(f"{profile.cluster:>7} {profile.size:>6} {profile.silhouette:>6.3f} {profile.subnets_24:>5} "
+                    f"{profile.subnets_16:>5} {profile.unknown_share:>7.0%}  {ports} / {' '.join(known) or '-'}")
+    rows.append(f"{len(clustering.noise)} senders are noise (clusters under the minimum size).")
+    return "\n".join(rows)
+
+
+def _focus_counts(prefix: ipaddress.IPv4Network | ipaddress.IPv6Network, clustering: Clustering) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for key, label in zip(clustering.keys, clustering.labels.tolist()):
+        try:
+            inside = ipaddress.ip_address(key) in prefix
+        except ValueError:
+            continue
+        if inside:
+            counts["noise" if label == NOISE else str(label)] += 1
+    return dict(counts.most_common())
+
+
+def format_focus(prefix: ipaddress.IPv4Network | ipaddress.IPv6Network, clustering: Clustering) -> str:
+    """Return one line saying which clusters hold the senders of ``prefix``."""
+    counts = _focus_counts(prefix, clustering)
+    if not counts:
+        return f"{prefix}: no clustered sender in this prefix"
+    parts = ", ".join(f"cluster {label}: {count}" for label, count in counts.items())
+    return f"{prefix}: {sum(counts.values())} senders; {parts}"
