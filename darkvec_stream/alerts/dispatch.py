@@ -172,6 +172,16 @@ class EmittedLedger:
             self._entries.popitem(last=False)
 
 
+def _alert_type(value: AlertType | str) -> AlertType:
+    try:
+        return AlertType(value)
+    except ValueError:
+        allowed = ", ".join(alert_type.value for alert_type in AlertType)
+        raise ConfigError(
+            f"alert type {value!r} in the rate limits is unknown; use one of {allowed}"
+        ) from None
+
+
 @dataclass(slots=True)
 class DispatchReport:
     """What one ``dispatch`` call did with its alerts."""
@@ -216,7 +226,8 @@ class AlertDispatcher:
         self.sinks = list(sinks)
         limits = DEFAULT_TYPE_LIMITS if type_limits is None else type_limits
         self._type_buckets = {
-            AlertType(alert_type).value: TokenBuckets(limit) for alert_type, limit in limits.items()
+            _alert_type(alert_type).value: TokenBuckets(limit)
+            for alert_type, limit in limits.items()
         }
         self._cluster_buckets = (
             None if cluster_limit is None else TokenBuckets(cluster_limit, max_tracked_clusters)
