@@ -129,7 +129,7 @@ def _nullable_list(column: pa.Array) -> list[object]:
     if nulls == len(column):
         return [None] * len(column)
     if nulls == 0:
-        result: list[object] = column.to_numpy().tolist()
+        result: list[object] = column.to_numpy(zero_copy_only=False).tolist()
         return result
     values: list[object] = pc.fill_null(column, False if column.type == pa.bool_() else 0).to_numpy(
         zero_copy_only=False

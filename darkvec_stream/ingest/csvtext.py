@@ -148,7 +148,10 @@ class CsvDecoder(TextDecoder):
 
     def _split(self, line: str) -> list[str]:
         if '"' in line:
-            return next(csv.reader([line], delimiter=self.delimiter))
+            try:
+                return next(csv.reader([line], delimiter=self.delimiter, strict=True))
+            except csv.Error as error:
+                raise RecordError(MALFORMED, f"invalid CSV quoting ({error})") from None
         return line.split(self.delimiter)
 
     def decode_line(self, line: str) -> Record:

@@ -141,6 +141,11 @@ class WireDecoder(TextDecoder):
             # unusual goes to _decode_fields, which finds the exact reason.
             try:
                 ts, src, dst, sport, dport, proto, length, flags, ttl, seq, packets, mirai = fields
+                # int() also takes "+1", " 1", "1_0" and non-ASCII digits,
+                # which the strict path rejects: check the digits first.
+                digits = ts + sport + dport + proto + length + flags + ttl + seq + packets
+                if not (digits.isdigit() and digits.isascii()):
+                    raise ValueError(digits)
                 record = _new_record(Record, (
                     int(ts), cache[src], cache[dst] if dst else None,
                     int(sport) if sport else None, int(dport) if dport else None,
@@ -181,17 +186,16 @@ class WireDecoder(TextDecoder):
 
 
 def _in_range(record: Record) -> bool:
-    ts_ns, _, _, sport, dport, proto, length, flags, ttl, seq, packets, _ = record
+    """Check the upper bounds of a record whose integers are plain digits."""
+    ts_ns, _, _, sport, dport, proto, _, flags, ttl, seq, _, _ = record
     return (
-        0 <= ts_ns <= MAX_TS_NS
-        and packets >= 0
-        and (sport is None or 0 <= sport <= 65_535)
-        and (dport is None or 0 <= dport <= 65_535)
-        and (proto is None or 0 <= proto <= 255)
-        and (length is None or length >= 0)
-        and (flags is None or 0 <= flags <= 0xFFF)
-        and (ttl is None or 0 <= ttl <= 255)
-        and (seq is None or 0 <= seq <= _MAX_UINT32)
+        ts_ns <= MAX_TS_NS
+        and (sport is None or sport <= 65_535)
+        and (dport is None or dport <= 65_535)
+        and (proto is None or proto <= 255)
+        and (flags is None or flags <= 0xFFF)
+        and (ttl is None or ttl <= 255)
+        and (seq is None or seq <= _MAX_UINT32)
     )
 
 
