@@ -130,7 +130,9 @@ Population = CampaignGroup | ContinuousGroup | BurstPopulation
 class SimulationConfig:
     """Every parameter of one simulated run; the seed fixes every byte of the output.
 
-    ``scale`` multiplies sender counts (not per-sender rates). Per-sender
+    ``scale`` multiplies sender counts (not per-sender rates), but a
+    coordinated group (campaign sub-group, botnet, worm) keeps at least
+    ``min_group_senders`` so that it is still a group at small scales. Per-sender
     packet counts grow with the telescope size relative to a /24, except
     for one-off senders whose count grows instead.
     """
@@ -144,6 +146,7 @@ class SimulationConfig:
     max_displacement_s: float = 120.0
     duplicate_share: float = 0.001
     label_share: float = 0.7
+    min_group_senders: int = 6
     time_resolution_ns: int = 1000
     chunk_s: int = 3600
     scanner_space: str = SCANNER_SPACE
@@ -361,6 +364,7 @@ def validate(config: SimulationConfig) -> None:
     _check_range("out_of_order_share", config.out_of_order_share, 0, 0.5)
     _check_range("duplicate_share", config.duplicate_share, 0, 0.5)
     _check_range("label_share", config.label_share, 0, 1)
+    _check_range("min_group_senders", config.min_group_senders, 1, 1000)
     _check_range("max_displacement_s", config.max_displacement_s, 0, config.chunk_s / 2)
     if config.seed < 0 or config.seed >= 2**63:
         raise ConfigError(f"invalid seed {config.seed}: use an integer in [0, 2**63)")

@@ -71,11 +71,11 @@ def stream(seed: int, name: str, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
 
 
-def scaled_count(count: float, scale: float) -> int:
-    """Scale a sender count, keeping at least one sender of a configured population."""
+def scaled_count(count: float, scale: float, minimum: int = 1) -> int:
+    """Scale a sender count, keeping at least ``minimum`` senders of a configured population."""
     if count <= 0:
         return 0
-    return max(1, round(count * scale))
+    return max(min(minimum, round(count)), 1, round(count * scale))
 
 
 def _draw_ttl(rng: np.random.Generator, senders: int, initial: tuple[int, ...], weights: tuple[float, ...]) -> np.ndarray:
@@ -151,7 +151,7 @@ class CampaignModel(PopulationModel):
         self.group = spec
         self.tcp_length = spec.tcp_length
         rng = self.rng(0)
-        counts = [scaled_count(sub.senders, config.scale) for sub in spec.subgroups]
+        counts = [scaled_count(sub.senders, config.scale, config.min_group_senders) for sub in spec.subgroups]
         self.subgroup_names = [sub.name for sub in spec.subgroups]
         self.subgroup_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
         total = int(sum(counts))
@@ -256,9 +256,13 @@ class ContinuousModel(PopulationModel):
         """Infection (birth) and cleanup (death) times of every sender of the run."""
         spec = self.group
         onset_ns, end_ns = self.onset_ns, self.config.end_ns
-        initial = scaled_count(spec.senders, self.config.scale)
+        minimum = self.config.min_group_senders
+        initial = scaled_count(spec.senders, self.config.scale, minimum)
         if spec.max_senders > 0:
-            birth = self._logistic_births(initial, scaled_count(spec.max_senders, self.config.scale))
+            # Raising a small initial count to the minimum keeps the growth ratio.
+            ratio = spec.max_senders / max(spec.senders, 1)
+            maximum = max(scaled_count(spec.max_senders, self.config.scale), round(initial * ratio))
+            birth = self._logistic_births(initial, maximum)
         else:
             birth = np.concatenate([np.full(initial, onset_ns, dtype=np.int64), self._growth_births(initial, rng)])
         birth = birth[birth < end_ns]

@@ -71,7 +71,8 @@ def test_campaign_rosters_match_config(small_run: SimulationResult) -> None:
     per_group = Counter(row.group for row in truth.senders.values())
     for population in SMALL.populations:
         if isinstance(population, CampaignGroup):
-            expected = sum(scaled_count(sub.senders, SMALL.scale) for sub in population.subgroups)
+            expected = sum(scaled_count(sub.senders, SMALL.scale, SMALL.min_group_senders)
+                           for sub in population.subgroups)
             assert per_group[population.name] == expected, population.name
 
 
@@ -83,8 +84,8 @@ def test_botnet_alive_count_matches_config(small_run: SimulationResult) -> None:
     # Every initial bot sends from the start; bots born later start later.
     first_hour = [row for row in truth.senders.values()
                   if row.group == "mirai" and row.first_seen_ns < start_ns + 3600 * 10**9]
-    assert 0.9 * scaled_count(mirai.senders, SMALL.scale) <= len(first_hour)
-    assert len(first_hour) <= scaled_count(mirai.senders, SMALL.scale)
+    initial = scaled_count(mirai.senders, SMALL.scale, SMALL.min_group_senders)
+    assert 0.9 * initial <= len(first_hour) <= initial
 
 
 def test_truth_matches_records(small_run: SimulationResult) -> None:
