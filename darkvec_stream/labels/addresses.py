@@ -10,9 +10,11 @@ traces) has no integer form and never matches a prefix.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import NamedTuple
 
 ADDRESS_BITS = {4: 32, 6: 128}
+_IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
 class NetworkKey(NamedTuple):
@@ -25,15 +27,16 @@ class NetworkKey(NamedTuple):
 
 def parse_address(text: str) -> tuple[int, int] | None:
     """Return ``(version, integer)`` for an address string, None for anything else."""
+    # inet_pton is strict (four decimal parts for IPv4) and about ten times
+    # faster than the ipaddress classes, which matters for per-sender lookups.
     try:
         if ":" in text:
-            address6 = ipaddress.IPv6Address(text)
-            mapped = address6.ipv4_mapped
-            if mapped is not None:
-                return 4, int(mapped)
-            return 6, int(address6)
-        return 4, int(ipaddress.IPv4Address(text))
-    except ValueError:
+            packed = socket.inet_pton(socket.AF_INET6, text)
+            if packed[:12] == _IPV4_MAPPED_PREFIX:
+                return 4, int.from_bytes(packed[12:], "big")
+            return 6, int.from_bytes(packed, "big")
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError, TypeError):
         return None
 
 

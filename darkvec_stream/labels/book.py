@@ -69,6 +69,12 @@ class _Entry:
 
 # One priority level: per IP version, (prefix_len, {prefix: entry}) longest first.
 _Level = dict[int, list[tuple[int, dict[int, _Entry]]]]
+# Per priority level and IP version: the coarse prefixes (/16 for IPv4, /32
+# for IPv6) that hold any entry, so that most misses cost one set lookup.
+# None when a very short prefix would need too many coarse prefixes.
+_CoarseFilter = dict[int, set[int] | None]
+_COARSE_BITS = {4: 16, 6: 32}
+_MAX_COARSE_EXPANSION_BITS = 12
 
 
 class LabelBook:
@@ -99,7 +105,7 @@ class LabelBook:
         self._loaded: list[LoadedSource] = [load_source(source) for source in sources]
         self._failed_state: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._reload_failures: dict[str, int] = {}
-        self._levels: list[tuple[int, _Level]] = []
+        self._levels: list[tuple[int, _Level, _CoarseFilter]] = []
         self._stats = BookStats()
         self._rebuild()
 
@@ -122,7 +128,7 @@ class LabelBook:
         """Return the winning label of ``sender`` with its source, or None."""
         parsed = parse_address(sender)
         mirai_done = self._mirai is None
-        for priority, level in self._levels:
+        for priority, level, coarse in self._levels:
             if not mirai_done and self._mirai_priority > priority:
                 mirai_done = True
                 found = self._match_mirai(sender)
@@ -130,7 +136,11 @@ class LabelBook:
                     return found
             if parsed is None:
                 continue
-            found = _match_level(level, parsed[0], parsed[1], priority)
+            version, value = parsed
+            present = coarse.get(version)
+            if present is not None and value >> (ADDRESS_BITS[version] - _COARSE_BITS[version]) not in present:
+                continue
+            found = _match_level(level, version, value, priority)
             if found is not None:
                 return found
         if not mirai_done:
@@ -296,7 +306,7 @@ class LabelBook:
         self._stats = stats
 
 
-def _build_levels(merged: dict[NetworkKey, _Entry]) -> list[tuple[int, _Level]]:
+def _build_levels(merged: dict[NetworkKey, _Entry]) -> list[tuple[int, _Level, _CoarseFilter]]:
     grouped: dict[int, dict[int, dict[int, dict[int, _Entry]]]] = {}
     for key, entry in merged.items():
         by_version = grouped.setdefault(entry.priority, {})
@@ -305,10 +315,28 @@ def _build_levels(merged: dict[NetworkKey, _Entry]) -> list[tuple[int, _Level]]:
     levels = []
     for priority in sorted(grouped, reverse=True):
         level: _Level = {}
+        coarse: _CoarseFilter = {}
         for version, by_length in grouped[priority].items():
             level[version] = sorted(by_length.items(), key=lambda item: item[0], reverse=True)
-        levels.append((priority, level))
+            coarse[version] = _coarse_filter(version, by_length)
+        levels.append((priority, level, coarse))
     return levels
+
+
+def _coarse_filter(version: int, by_length: dict[int, dict[int, _Entry]]) -> set[int] | None:
+    coarse_bits = _COARSE_BITS[version]
+    present: set[int] = set()
+    for prefix_len, table in by_length.items():
+        if prefix_len >= coarse_bits:
+            present.update(prefix >> (prefix_len - coarse_bits) for prefix in table)
+            continue
+        spread_bits = coarse_bits - prefix_len
+        if spread_bits > _MAX_COARSE_EXPANSION_BITS:
+            return None
+        for prefix in table:
+            first = prefix << spread_bits
+            present.update(range(first, first + (1 << spread_bits)))
+    return present
 
 
 def _match_level(level: _Level, version: int, value: int, priority: int) -> LabelMatch | None:
