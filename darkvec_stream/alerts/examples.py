@@ -93,12 +93,21 @@ def example_alerts() -> tuple[Alert, ...]:
 
 
 def render_examples_markdown() -> str:
-    """Render every format of the first example alert as the markdown the docs embed."""
+    """Render every format of the cluster example, and ECS and CEF of the sender example."""
     alert = new_cluster_example()
     sections = [BEGIN_MARKER, ""]
     for format_name in FORMATS:
         payload = render(alert, format_name, EXAMPLE_CONTEXT)
         sections += [f"#### `{format_name}`", "", *_fenced(format_name, payload), ""]
+    sender_alert = label_change_example()
+    for format_name in ("ecs", "cef"):
+        payload = render(sender_alert, format_name, EXAMPLE_CONTEXT)
+        sections += [
+            f"#### `{format_name}` for a sender alert (label change, IPv6 sender)",
+            "",
+            *_fenced(format_name, payload),
+            "",
+        ]
     body = render(alert, "cef", EXAMPLE_CONTEXT)
     message = syslog_message(alert, body, EXAMPLE_CONTEXT, EXAMPLE_SYSLOG_HEADER)
     sections += [
