@@ -69,9 +69,9 @@ DEFAULT_CLUSTER_LIMIT = RateLimit(per_hour=1, burst=3)
 class TokenBuckets:
     """Token buckets sharing one ``RateLimit``, keyed by alert type or cluster id.
 
-    A bucket that has refilled completely behaves exactly like a new one, so
-    full buckets are forgotten when more than ``max_keys`` are tracked;
-    past that, the buckets idle longest are forgotten too.
+    A bucket that has refilled completely behaves exactly like a new one.
+    So when more than ``max_keys`` buckets are tracked, full ones are
+    forgotten first, then the ones idle longest.
     """
 
     def __init__(self, limit: RateLimit, max_keys: int = 100_000) -> None:
@@ -184,7 +184,7 @@ def _alert_type(value: AlertType | str) -> AlertType:
 
 @dataclass(slots=True)
 class DispatchReport:
-    """What one ``dispatch`` call did with its alerts."""
+    """The alerts one ``dispatch`` call emitted, and the ones it suppressed with the reason."""
 
     emitted: list[Alert] = field(default_factory=list)
     suppressed: list[tuple[Alert, str]] = field(default_factory=list)
@@ -372,7 +372,7 @@ class AlertDispatcher:
                 sinks[name].restore_pending(alerts)
             elif alerts:
                 logger.warning(
-                    "checkpoint holds %d undelivered alerts for sink %s, which is no longer "
+                    "checkpoint contains %d undelivered alerts for sink %s, which is no longer "
                     "configured; they are dropped",
                     len(alerts), name,
                 )

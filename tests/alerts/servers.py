@@ -98,7 +98,7 @@ class HecRequest:
 
 @dataclass
 class HecBehaviour:
-    """Statuses the fake HEC answers with, in order; 200 once the list is used up."""
+    """HTTP statuses the fake HEC returns in order, then 200 once the list is used up."""
 
     statuses: list[int] = field(default_factory=list)
     requests: list[HecRequest] = field(default_factory=list)

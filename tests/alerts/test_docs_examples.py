@@ -16,7 +16,8 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 
 def test_docs_examples_are_current() -> None:
     text = DOCUMENT.read_text()
-    assert BEGIN_MARKER in text and END_MARKER in text
+    assert BEGIN_MARKER in text
+    assert END_MARKER in text
     assert render_examples_markdown() in text, (
         "docs/alerts.md is stale; run "
         "python -m darkvec_stream.alerts.examples --write docs/alerts.md"

@@ -41,7 +41,8 @@ def _unescape(raw: str, escapes: dict[str, str]) -> str:
 
 def parse_cef(line: str) -> tuple[list[str], list[tuple[str, str]]]:
     """Split a CEF line into its 7 unescaped header fields and (key, value) pairs."""
-    assert "\n" not in line and "\r" not in line
+    assert "\n" not in line
+    assert "\r" not in line
     fields: list[str] = []
     start = index = 0
     while len(fields) < 7:

@@ -21,7 +21,7 @@ from darkvec_stream.alerts.model import Alert, Severity
 #: CEF severity 0-10; 3, 6 and 8 fall in the Low, Medium and High bands.
 CEF_SEVERITY: dict[Severity, int] = {Severity.LOW: 3, Severity.MEDIUM: 6, Severity.HIGH: 8}
 
-#: ArcSight field lengths: msg holds 1023 characters, custom strings 4000.
+#: ArcSight field lengths: msg accepts 1023 characters, custom strings 4000.
 MSG_MAX_CHARS = 1023
 CUSTOM_STRING_MAX_CHARS = 4000
 

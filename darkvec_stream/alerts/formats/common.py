@@ -32,7 +32,7 @@ ALERT_TITLES: Mapping[AlertType, str] = {
 
 @dataclass(frozen=True, slots=True)
 class RenderContext:
-    """Who produced the alert and where it is filed, shared by every format.
+    """Producer identity and SIEM filing details shared by every format.
 
     ``hostname`` is the telescope host named as observer or syslog HOSTNAME.
     The ``splunk_*`` fields fill the HEC envelope; ``splunk_index`` None
@@ -97,10 +97,10 @@ def ip_version(value: str) -> int | None:
 def json_safe(value: Any) -> Any:
     """Convert evidence values into plain JSON types with a deterministic layout.
 
-    Mappings get string keys in sorted order, sets become sorted lists, numpy
-    scalars and arrays become Python numbers and lists, integers beyond 64
-    bits become decimal strings, and non-finite floats become the strings
-    ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` because JSON has no
+    Mappings get string keys in sorted order, and sets become sorted lists.
+    Numpy scalars and arrays become Python numbers and lists. Integers beyond
+    64 bits become decimal strings. Non-finite floats become the strings
+    ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, because JSON has no
     literal for them.
     """
     if value is None or isinstance(value, (str, bool)):

@@ -1,8 +1,8 @@
 """Alerts as Elastic Common Schema (ECS 8.x) documents.
 
-Standard ECS fields carry what ECS defines (time, event categorisation,
-rule, observer, source, threat, related IPs); everything specific to
-darkvec-stream sits under the custom ``darkvec`` namespace. Index templates
+Standard ECS fields carry what ECS defines: time, event categorisation,
+rule, observer, source, threat and related IPs. Everything specific to
+darkvec-stream goes under the custom ``darkvec`` namespace. Index templates
 and ingest pipelines are out of scope.
 """
 

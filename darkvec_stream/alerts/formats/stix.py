@@ -1,6 +1,6 @@
 """Alerts as STIX 2.1 bundles, built and validated by the ``stix2`` library.
 
-A bundle holds the producer identity, one indicator per sender with a
+A bundle contains the producer identity, one indicator per sender with a
 confident label (``Alert.sender_labels``), an observed-data object with the
 IP addresses the alert names, a grouping of those, and a note with the
 summary and evidence. Every id is a UUIDv5 of the alert id, and object times

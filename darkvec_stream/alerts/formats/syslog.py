@@ -93,5 +93,5 @@ def _structured_data(alert: Alert, enterprise_id: int) -> str:
 
 def _printable(value: str, max_chars: int) -> str:
     """Keep only PRINTUSASCII (33-126) characters, at most ``max_chars``, or NILVALUE."""
-    kept = "".join(char for char in value if 33 <= ord(char) <= 126)[:max_chars]
-    return kept or NILVALUE
+    printable = "".join(char for char in value if 33 <= ord(char) <= 126)[:max_chars]
+    return printable or NILVALUE

@@ -1,6 +1,6 @@
 """Append rendered alerts to a local file, one alert per line, fsync on flush.
 
-Each line is written with one ``write`` on an ``O_APPEND`` descriptor; a
+Each line is written with one ``write`` on an ``O_APPEND`` descriptor. A
 file moved away by log rotation is noticed at the next flush and reopened
 under its path. Compression and size-based rotation are out of scope.
 """

@@ -94,7 +94,7 @@ class HecSink(AlertSink):
                 response.read()
         except urllib.error.HTTPError as error:
             detail = _response_text(error)
-            message = f"HEC {self._endpoint} answered HTTP {error.code}: {detail}"
+            message = f"HEC {self._endpoint} returned HTTP {error.code}: {detail}"
             if error.code in PERMANENT_STATUSES:
                 raise PermanentDeliveryError(message) from None
             raise TransientDeliveryError(message) from None

@@ -30,7 +30,7 @@ class SyslogSink(AlertSink):
 
     ``protocol`` is ``"udp"`` or ``"tcp"``; ``connect_timeout_s`` bounds TCP
     connects and sends. Only TCP can detect an unavailable collector
-    reliably: UDP loss is silent unless the host answers with ICMP.
+    reliably: UDP loss is silent unless the host sends ICMP port unreachable.
     """
 
     def __init__(
