@@ -158,7 +158,7 @@ def bench_thresholds(seeds: list[int]) -> None:
 
 def _score_unlabelled(labeller: KnnLabeller, queries: list[str], found: list, book: StaticLabels,
                       truth: dict[str, str | None]) -> np.ndarray:
-    given = correct = known = covered = foreign = foreign_labelled = 0
+    labels_given = correct = known = covered = foreign = foreign_labelled = 0
     for sender, neighbours in zip(queries, found):
         decision = labeller.decide(sender, neighbours, book)
         actual = truth[sender]
@@ -167,11 +167,11 @@ def _score_unlabelled(labeller: KnnLabeller, queries: list[str], found: list, bo
         foreign += not in_labelled_class
         if decision.label is None:
             continue
-        given += 1
+        labels_given += 1
         correct += decision.label == actual
         covered += in_labelled_class
         foreign_labelled += not in_labelled_class
-    return np.array([correct / max(given, 1), covered / max(known, 1), foreign_labelled / max(foreign, 1)])
+    return np.array([correct / max(labels_given, 1), covered / max(known, 1), foreign_labelled / max(foreign, 1)])
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The label book: ground truth merged from every label source, with fast lookups.
 
-The book answers "which label does this sender carry, and from which source"
+The book returns the label a sender carries and the source it came from,
 for single addresses and CIDR ranges, IPv4 and IPv6, plus the Mirai
 fingerprint. It reloads changed source files without a restart. It does not
 guess labels for unlabelled senders; that is the kNN labeller's job.

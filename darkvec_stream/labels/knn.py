@@ -73,8 +73,8 @@ class KnnLabeller:
 
     ``darkvec-compat`` vote: over the ``k`` nearest neighbours, unlabelled
     ones counted as ``unknown``, labels sorted alphabetically with their
-    counts: a single label wins; otherwise, if the first two sorted labels
-    have equal counts the result is "n.a." (reason ``compat_tie``), else the
+    counts. A single label wins. If the first two sorted labels have equal
+    counts, the result is "n.a." (reason ``compat_tie``). Otherwise the
     alphabetically first label wins whatever its count. An ``unknown``
     result becomes an abstention with reason ``compat_unknown``.
 
@@ -179,9 +179,9 @@ class KnnLabeller:
         return LabelDecision(sender, ranked[0][0], confidence, False, REASON_VOTED, tuple(evidence))
 
     def _decide_compat(self, sender: str, neighbours: Sequence[tuple[str, float]], book: LabelLookup) -> LabelDecision:
-        # NOTE: the published code drops the first returned neighbour, assuming
-        # it is the query itself; here the query is dropped by identity, which
-        # is the same whenever the query is in the index.
+        # NOTE: the published code drops the first returned neighbour because it
+        # assumes that is the query. Here the query is dropped by identity,
+        # which gives the same result whenever the query is in the index.
         evidence = []
         for other, similarity in neighbours:
             if other != sender:

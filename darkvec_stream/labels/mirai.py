@@ -2,9 +2,9 @@
 
 Mirai and its descendants send TCP SYNs whose sequence number equals the
 destination IPv4 address read as a big-endian 32-bit integer. The windowing
-stage counts such packets per sender (``SenderActivity.mirai_packets``); this
+stage counts such packets per sender (``SenderActivity.mirai_packets``). This
 source labels a sender ``mirai`` once its count reaches ``min_packets``, and
-forgets senders not seen for ``expiry_s``. It does not inspect packets itself.
+drops senders not seen for ``expiry_s``. It does not inspect packets itself.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def label_from_host(comment: str) -> str | None:
 
     A host name gives its registered-domain label (``scan3.eecs.umich.edu``
     gives ``u_mich``, ``binaryedge.ninja`` gives ``binaryedge``). A comment
-    that is itself an address, or says ``(unknown)``, gives None so that the
+    that is itself an address, or is ``(unknown)``, gives None so that the
     caller falls back to the source's own label.
     """
     text = comment.strip()

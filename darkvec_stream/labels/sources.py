@@ -50,7 +50,7 @@ class LabelSource:
     overrides labels read from the file. Otherwise each entry keeps the label
     its row carries, falling back to a label derived from the file name.
     ``label_from_comment`` (list format) takes the label from an inline
-    comment naming a host (``1.2.3.4 # scan.censys.io``); ``label`` or the file
+    comment naming a host (``1.2.3.4 # scan.censys.io``). ``label`` or the file
     name then only serves rows whose comment names no organisation.
     A directory source reads every file in it in name order, skipping names
     that start with ``.`` or ``_`` (aggregates such as ``_ALL.txt``) and
@@ -133,7 +133,7 @@ class LoadedSource:
 
     ``networks`` maps each network to its label. When a network appears twice
     in one source with different labels, the first row wins and the second is
-    counted in ``stats.conflicts``. ``file_state`` holds ``(path, mtime_ns,
+    counted in ``stats.conflicts``. ``file_state`` contains ``(path, mtime_ns,
     size_bytes)`` per file, taken before reading, for change detection.
     """
 

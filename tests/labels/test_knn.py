@@ -84,7 +84,7 @@ def test_abstain_low_margin() -> None:
     assert labeller.decide("x", five_two, BOOK).label == "censys"
 
 
-def test_top_tie_goes_to_nearest_voter_when_margin_allowed() -> None:
+def test_top_tie_nearest_voter_wins() -> None:
     labeller = KnnLabeller(k=2, min_similarity=0.0, min_margin=0.0)
     assert labeller.decide("x", neighbours(("s1", 0.9), ("c1", 0.8)), BOOK).label == "shodan"
     assert labeller.decide("x", neighbours(("c1", 0.9), ("s1", 0.8)), BOOK).label == "censys"
