@@ -186,14 +186,22 @@ class EmbeddingSettings:
     )
     seed: int = setting(15, "Random seed of the model", minimum=0)
     max_sentence_words: int = setting(
-        10000, "Longer sentences are split (gensim silently truncates above 10,000)",
-        unit="words", minimum=10,
+        10000, "Longer sentences are split (gensim silently truncates above 10,000); must exceed context",
+        unit="words", minimum=10, maximum=10000,
     )
     expiry_s: int = setting(
         7 * 86400, "Senders not seen for this long leave the model and the index", unit="s", minimum=1
     )
     compact_every_windows: int = setting(
         24, "How often the model is compacted to drop expired senders", unit="windows", minimum=1
+    )
+    compact_expired_share: float = setting(
+        0.25, "Compact early once this share of the vocabulary has expired", unit="share",
+        minimum=0.001, maximum=1.0,
+    )
+    max_pending_senders: int = setting(
+        1_000_000, "Senders under min_count remembered at most (bounds memory under floods)",
+        unit="senders", minimum=1,
     )
 
 
@@ -203,6 +211,15 @@ class IndexSettings:
     threads: int = setting(1, "OpenMP threads for FAISS", minimum=1)
     ivf_nprobe: int = setting(32, "IVF lists visited per query", minimum=1)
     hnsw_ef_search: int = setting(64, "HNSW search breadth", minimum=1)
+    hnsw_m: int = setting(32, "HNSW links per node", minimum=2)
+    hnsw_ef_construction: int = setting(40, "HNSW build breadth", minimum=1)
+    hnsw_stale_share: float = setting(
+        0.2, "HNSW cannot delete: rebuild once this share of entries is stale", unit="share",
+        minimum=0.01, maximum=1.0,
+    )
+    ivf_min_train_vectors: int = setting(
+        20000, "IVF searches exactly until this many senders are indexed", unit="senders", minimum=1
+    )
 
 
 @dataclass(frozen=True)
@@ -245,6 +262,9 @@ class ClusterSettings:
         choices=("leiden", "louvain", "hdbscan", "darkvec-paper"),
     )
     every_windows: int = setting(1, "Cluster every N closed windows", unit="windows", minimum=1)
+    active_s: int = setting(
+        86400, "Senders seen within this time before a window's end are clustered", unit="s", minimum=1
+    )
     k: int = setting(10, "Neighbours per sender in the kNN graph", minimum=1)
     resolution: float = setting(1.0, "Modularity resolution (higher gives smaller clusters)", minimum=0.0)
     min_similarity: float = setting(
@@ -269,6 +289,10 @@ class TrackingSettings:
 @dataclass(frozen=True)
 class AlertSettings:
     min_cluster_size: int = setting(10, "Smallest cluster that raises a new-cluster alert", unit="senders", minimum=1)
+    warmup_windows: int = setting(
+        24, "Clustering runs before cluster alerts start; every cluster is new on the first run",
+        unit="runs", minimum=1,
+    )
     min_unknown_share: float = setting(
         0.5, "Share of unlabelled members a new cluster needs to raise an alert", unit="share",
         minimum=0.0, maximum=1.0,
@@ -277,15 +301,24 @@ class AlertSettings:
         0.8, "Confidence a sender's new label needs to raise a label-change alert", unit="share",
         minimum=0.0, maximum=1.0,
     )
-    rate_limit_per_hour: int = setting(
-        60, "Alerts of one type per hour of event time before the rest are suppressed",
-        unit="alerts", minimum=1,
+    rate_limits: dict[str, int] = setting(
+        {"new_cluster": 20, "reemerged_cluster": 20, "cluster_drift": 20, "label_change": 100},
+        "Alerts of each type allowed per hour of event time (also the burst); the rest are "
+        "suppressed and counted",
+        unit="alerts/h",
+    )
+    cluster_rate_limit_per_hour: float = setting(
+        1.0, "Alerts about one cluster allowed per hour of event time", unit="alerts/h", minimum=0.001
+    )
+    cluster_rate_limit_burst: int = setting(
+        3, "Alerts about one cluster allowed at once before the hourly rate applies", unit="alerts", minimum=1
     )
     dedup_max_ids: int = setting(100000, "Emitted alert ids remembered for deduplication", minimum=1)
     outputs: list[dict[str, Any]] = setting(
-        [{"type": "file", "format": "json", "path": "alerts.jsonl"}],
+        [{"type": "file", "format": "jsonl", "path": "alerts.jsonl"}],
         "Alert outputs: list of {type: file|kafka|syslog|splunk-hec, format: "
-        "json|ecs|cef|ocsf|stix|splunk, path|host|port|protocol|url|token}",
+        "jsonl|ecs|cef|ocsf|stix|splunk-hec, and path (file), topic (kafka), host, port, "
+        "protocol udp|tcp (syslog), url and token (splunk-hec)}",
     )
 
 

@@ -92,7 +92,7 @@ class PipelineMetrics:
         self.clusters_active = Gauge("darkvec_clusters_active", "Tracked clusters alive after the last run", registry=r)
         self.cluster_transitions = Counter(
             "darkvec_cluster_transitions",
-            "Cluster transitions by kind (emerged, disappeared, split, merged, survived, reemerged)",
+            "Cluster transitions by kind (births, deaths, splits, merges, survivals, reemergences)",
             ["transition"], registry=r,
         )
         self.alerts = Counter("darkvec_alerts", "Alerts emitted, by type", ["type"], registry=r)

@@ -1,0 +1,313 @@
+"""The daemon: sources in, pipeline in the middle, checkpoints and commits out.
+
+This module only wires parts together. It reads records from Kafka (or from
+files for backfills), hands them to the ``Pipeline``, checkpoints after every
+closed window, commits the checkpoint's offsets, serves metrics, and shuts
+down cleanly on SIGTERM or SIGINT. The stages themselves live in their
+subpackages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Iterator, Sequence
+
+from darkvec_stream.checkpoint import CheckpointStore
+from darkvec_stream.config import Settings
+from darkvec_stream.errors import InputError, StateError
+from darkvec_stream.ingest import get_decoder, read_file
+from darkvec_stream.ingest.record import Origin, Rejected
+from darkvec_stream.kafka import EmbeddedBroker
+from darkvec_stream.kafka.consumer import RecordConsumer
+from darkvec_stream.kafka.security import KafkaSecurity
+from darkvec_stream.logs import log_context
+from darkvec_stream.metrics import Health, MetricsServer, PipelineMetrics
+from darkvec_stream.pipeline import Pipeline, WindowResult
+
+logger = logging.getLogger(__name__)
+
+PartitionKey = tuple[str, int]
+
+
+@dataclass
+class RunSummary:
+    """What one run did, for the command line and the demo."""
+
+    records_read: int = 0
+    records_accepted: int = 0
+    records_rejected: int = 0
+    windows: list[WindowResult] = field(default_factory=list)
+    checkpoints: int = 0
+    restored_from: str | None = None
+    stopped_by_signal: bool = False
+
+
+class StopFlag:
+    """Set by the first SIGTERM/SIGINT; a second signal exits at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handle(signal_number: int, frame: FrameType | None) -> None:
+            if self:
+                logger.warning("second signal %s: exiting at once without a checkpoint", signal_number)
+                os._exit(128 + signal_number)
+            logger.info("signal %s: finishing the current step, then checkpoint and exit", signal_number)
+            self.set()
+
+        for sig in previous:
+            signal.signal(sig, handle)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class Daemon:
+    """Run the pipeline over Kafka or files with checkpoints, metrics and clean shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: PipelineMetrics | None = None,
+        dump_sentences: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dump_sentences = dump_sentences
+        self.output_dir = Path(settings.output.directory)
+        self.metrics = metrics or PipelineMetrics()
+        self.health = Health(stale_after_s=2.0 * settings.windows.window_s)
+        self.stop = StopFlag()
+        self.summary = RunSummary()
+        self.pipeline: Pipeline | None = None
+        self._store: CheckpointStore | None = None
+
+    # -- entry points ------------------------------------------------------
+
+    def run_kafka(self, *, exit_when_idle_s: float | None = None, flush_at_exit: bool = False) -> RunSummary:
+        """Consume the configured topic until a signal (or until idle, for finite replays)."""
+        with self.stop.installed(), self._metrics_server(), self._bootstrap() as bootstrap:
+            pipeline, offsets = self._open_pipeline()
+            consumer = self._consumer(bootstrap)
+            with consumer:
+                consumer.seek_to(offsets)
+                processed = dict(offsets)
+                self._consume(consumer, pipeline, processed, exit_when_idle_s)
+                if flush_at_exit and not self.stop:
+                    self._record(pipeline.flush())
+                self._checkpoint(pipeline, processed, consumer)
+            pipeline.close()
+        return self.summary
+
+    def run_files(self, paths: Sequence[str], *, fmt: str | None = None) -> RunSummary:
+        """Feed files straight into the pipeline, then close every window and save the state."""
+        fmt = fmt or self.settings.input.format
+        with self.stop.installed(), self._metrics_server():
+            pipeline, _ = self._open_pipeline(restore=False)
+            for path in paths:
+                if not Path(path).exists():
+                    raise InputError(f"input file not found: {path}")
+                self._feed_file(pipeline, path, fmt)
+                if self.stop:
+                    break
+            if not self.stop:
+                self._record(pipeline.flush())
+            self._checkpoint(pipeline, {}, None)
+            pipeline.close()
+        return self.summary
+
+    # -- sources -----------------------------------------------------------
+
+    def _consume(
+        self,
+        consumer: RecordConsumer,
+        pipeline: Pipeline,
+        processed: dict[PartitionKey, int],
+        exit_when_idle_s: float | None,
+    ) -> None:
+        # ``processed`` maps each partition to the next offset whose record
+        # has not reached the pipeline yet; it is what a checkpoint records.
+        kafka = self.settings.kafka
+        decoder = get_decoder(kafka.format, **dict(kafka.decoder_options))
+        idle_since = time.monotonic()
+        last_lag_check = 0.0
+        while not self.stop:
+            messages = consumer.poll_batch(kafka.poll_timeout_ms, kafka.max_poll_records)
+            if not messages:
+                if exit_when_idle_s is not None and time.monotonic() - idle_since >= exit_when_idle_s:
+                    logger.info("no records for %.1f s: stopping", exit_when_idle_s)
+                    break
+                continue
+            idle_since = time.monotonic()
+            for topic, partition, offset, value in messages:
+                with log_context(topic=topic, partition=partition, offset=offset):
+                    records, rejects = decoder.decode_message(value, Origin(topic, partition, offset))
+                    self._count(len(records), rejects)
+                    results = pipeline.add(records, rejects, (topic, partition, offset))
+                processed[(topic, partition)] = offset + 1
+                if results:
+                    self._record(results)
+                    self._checkpoint(pipeline, processed, consumer)
+            if time.monotonic() - last_lag_check > 10.0:
+                self._publish_lag(consumer)
+                last_lag_check = time.monotonic()
+
+    def _feed_file(self, pipeline: Pipeline, path: str, fmt: str) -> None:
+        options = dict(self.settings.input.decoder_options)
+        batch: list = []
+        rejects: list[Rejected] = []
+        for item in read_file(path, fmt, **options):
+            if isinstance(item, Rejected):
+                rejects.append(item)
+            else:
+                batch.append(item)
+            if len(batch) + len(rejects) >= 10_000:
+                self._flush_batch(pipeline, batch, rejects)
+                batch, rejects = [], []
+                if self.stop:
+                    return
+        self._flush_batch(pipeline, batch, rejects)
+
+    def _flush_batch(self, pipeline: Pipeline, batch: list, rejects: list[Rejected]) -> None:
+        self._count(len(batch), rejects)
+        self._record(pipeline.add(batch, rejects, None))
+
+    # -- state -------------------------------------------------------------
+
+    def _open_pipeline(self, restore: bool = True) -> tuple[Pipeline, dict[PartitionKey, int]]:
+        settings = self.settings
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        offsets: dict[PartitionKey, int] = {}
+        pipeline: Pipeline | None = None
+        if settings.checkpoint.enabled:
+            self._store = CheckpointStore(self.output_dir / settings.checkpoint.directory, settings.checkpoint.keep)
+            latest = self._store.latest() if restore else None
+            if latest is not None:
+                pipeline = Pipeline.restore(settings, latest.path, self.output_dir, self.metrics, self.dump_sentences)
+                offsets = {(topic, int(partition)): int(offset) for topic, partition, offset in latest.meta["offsets"]}
+                self.summary.restored_from = str(latest.path)
+                logger.info("restored checkpoint %s; resuming at offsets %s", latest.path.name, offsets or "none")
+        if pipeline is None:
+            pipeline = Pipeline.create(settings, self.output_dir, self.metrics, self.dump_sentences)
+        self.pipeline = pipeline
+        self.health.ready = True
+        return pipeline, offsets
+
+    def _checkpoint(
+        self, pipeline: Pipeline, positions: dict[PartitionKey, int], consumer: RecordConsumer | None
+    ) -> None:
+        # 1. Make alert and dead-letter files durable, so the checkpoint can
+        #    record their sizes and a restore can cut later lines off.
+        pipeline.flush_outputs()
+        if self._store is None:
+            return
+
+        # 2. Write the whole state atomically. Offsets are committed only
+        #    after this succeeds, so a crash replays from the checkpoint.
+        started = time.perf_counter()
+        meta = {
+            "offsets": [[topic, partition, offset] for (topic, partition), offset in sorted(positions.items())],
+            "windows_closed": pipeline.windows_closed,
+        }
+        try:
+            self._store.write(pipeline.save, meta)
+        except StateError:
+            self.metrics.checkpoint_failures.inc()
+            raise
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+        self.metrics.checkpoint_timestamp.set(time.time())
+        self.summary.checkpoints += 1
+
+        # 3. Commit the offsets the checkpoint recorded.
+        if consumer is not None and positions:
+            consumer.commit(positions)
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _count(self, accepted: int, rejects: list[Rejected]) -> None:
+        self.summary.records_read += accepted + len(rejects)
+        self.summary.records_accepted += accepted
+        self.summary.records_rejected += len(rejects)
+        self.metrics.records_consumed.inc(accepted + len(rejects))
+        self.metrics.records_accepted.inc(accepted)
+        self.metrics.count_rejects(reject.reason for reject in rejects)
+
+    def _record(self, results: list[WindowResult]) -> None:
+        for result in results:
+            self.summary.windows.append(result.brief())
+            self.health.last_window_close_s = time.time()
+            self.health.last_window_start_ns = result.window.start_ns
+
+    def _publish_lag(self, consumer: RecordConsumer) -> None:
+        for (topic, partition), lag in consumer.lag().items():
+            self.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    # -- resources ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _metrics_server(self) -> Iterator[None]:
+        metrics = self.settings.metrics
+        if not metrics.enabled:
+            yield
+            return
+        server = MetricsServer(self.metrics.registry, self.health, metrics.host, metrics.port).start()
+        try:
+            yield
+        finally:
+            server.stop()
+
+    @contextlib.contextmanager
+    def _bootstrap(self) -> Iterator[str]:
+        configured = self.settings.kafka.bootstrap_servers
+        if configured != "embedded":
+            yield configured
+            return
+        with EmbeddedBroker() as broker:
+            logger.info("embedded broker listening on %s", broker.bootstrap_servers)
+            yield broker.bootstrap_servers
+
+    def _consumer(self, bootstrap: str) -> RecordConsumer:
+        kafka = self.settings.kafka
+        return RecordConsumer(
+            bootstrap,
+            [kafka.topic],
+            kafka.group_id,
+            client_id=kafka.client_id,
+            auto_offset_reset=kafka.auto_offset_reset,  # type: ignore[arg-type]
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            max_poll_interval_ms=kafka.max_poll_interval_ms,
+            max_poll_records=kafka.max_poll_records,
+            security=KafkaSecurity(
+                security_protocol=kafka.security_protocol,
+                ssl_cafile=kafka.ssl_cafile,
+                ssl_certfile=kafka.ssl_certfile,
+                ssl_keyfile=kafka.ssl_keyfile,
+                sasl_mechanism=kafka.sasl_mechanism,
+                sasl_plain_username=kafka.sasl_plain_username,
+                sasl_plain_password=kafka.sasl_plain_password,
+            ),
+        )
