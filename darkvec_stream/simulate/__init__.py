@@ -1,9 +1,9 @@
 """Seeded telescope traffic simulator with exact ground truth.
 
 Generates the traffic a darknet prefix receives from scanner organisations,
-botnets, brute-forcers, a worm, backscatter and noise, writes it in every
-input format the project reads, and writes the truth (who belongs to which
-group, and when events happen) beside it. It never reads real captures.
+botnets, brute-forcers, a worm, backscatter and noise. It writes that traffic
+in every input format the project reads, with the truth beside it: who
+belongs to which group, and when events happen. It never reads real captures.
 """
 
 from darkvec_stream.simulate.config import (

@@ -1,8 +1,8 @@
 """Sender addresses for simulated populations, disjoint between populations.
 
 Addresses come from two reserved, non-routed IPv4 blocks so that no
-generated record names a real host: scanner organisations own /24 subnets
-of the benchmarking block 198.18.0.0/15 (RFC 2544), and everything else is
+generated record names a real host. Scanner organisations own /24 subnets
+of the benchmarking block 198.18.0.0/15 (RFC 2544). Everything else is
 spread over the shared address space 100.64.0.0/10 (RFC 6598). Both look
 like ordinary public addresses to the pipeline. This module does not check
 the telescope prefix; configuration validation does.
@@ -44,8 +44,8 @@ class SpreadSpace:
 
     A population that owns lanes ``[first, first + count)`` gets addresses
     ``scramble(first * 65536 + j)``. When a run needs more than its lanes
-    hold, numbering wraps around and addresses are reused; a warning is
-    logged because reused addresses join senders that should be distinct.
+    hold, numbering wraps around and addresses are reused. A warning is
+    logged because reused addresses merge senders that should be distinct.
     """
 
     def __init__(self, cidr: str) -> None:

@@ -95,7 +95,7 @@ def _address_cache() -> Callable[[int], str]:
 
 @dataclass(slots=True)
 class SenderTruth:
-    """What each roster entry of one population actually sent."""
+    """Packets, first and last event time per roster entry of one population."""
 
     packets: np.ndarray
     first_ns: np.ndarray
@@ -166,7 +166,7 @@ class Simulation:
             yield chunk_start, emitted
 
     def _chunk(self, chunk: int, start_ns: int, end_ns: int) -> tuple[PacketBatch, np.ndarray]:
-        """All populations' packets of one chunk with their emission keys, in time order."""
+        """Draw all populations' packets of one chunk; return them and their emission keys in time order."""
         parts, keys = [], []
         for index, model in enumerate(self.models):
             packets = self._population_packets(index, model, chunk, start_ns, end_ns)
@@ -212,7 +212,7 @@ class Simulation:
         dst = (self._dst_base + rng.integers(0, self._dst_count, size=count)).astype(np.uint32)
         ephemeral = rng.integers(1024, 65536, size=count).astype(np.int32)
         if model.style == "backscatter":
-            # A victim answers spoofed probes from its service port to random client ports.
+            # A victim replies to spoofed probes from its service port to random client ports.
             src_port, dst_port = port, ephemeral
             flags = rng.choice(np.asarray([TCP_SYN | TCP_ACK, TCP_RST | TCP_ACK, TCP_RST]),
                                size=count, p=[0.6, 0.25, 0.15]).astype(np.int16)

@@ -114,7 +114,7 @@ class PopulationModel:
         return stream(self.config.seed, self.name, *key)
 
     def bursts_overlapping(self, start_ns: int, end_ns: int) -> Bursts:
-        """Bursts that overlap ``[start_ns, end_ns)``; bursts end within a day of their start."""
+        """Select the bursts that overlap ``[start_ns, end_ns)``, which end within a day of their start."""
         day = (start_ns - self.config.start_ns) // NS_PER_DAY
         parts = [self._day_bursts(index) for index in (day - 1, day) if index >= 0]
         long_bursts = self.long_bursts()

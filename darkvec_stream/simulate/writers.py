@@ -77,7 +77,7 @@ def _epoch_seconds(ts_ns: np.ndarray, digits: int) -> pa.Array:
 
 
 def _datetime_text(ts_ns: np.ndarray, separator: str, fraction_digits: int) -> pa.Array:
-    """UTC ``YYYY-MM-DD<sep>HH:MM:SS[.fff]``; the date and hour come from a per-hour lookup."""
+    """Format UTC ``YYYY-MM-DD<sep>HH:MM:SS[.fffffffff]``, looking the date and hour up once per hour."""
     hour = ts_ns // (3600 * _NS_PER_S)
     hours, position = np.unique(hour, return_inverse=True)
     labels = np.datetime_as_string((hours * 3600).astype("datetime64[s]"), unit="h")
@@ -357,7 +357,7 @@ def _fill_transport_checksums(buffer: np.ndarray, l4: np.ndarray, batch: PacketB
 
 
 def pcap_header() -> bytes:
-    """The pcap file header with the nanosecond magic and the Ethernet link type, written by dpkt."""
+    """Build the pcap file header (nanosecond magic, Ethernet link type) with dpkt."""
     handle = io.BytesIO()
     dpkt.pcap.Writer(handle, snaplen=65535, linktype=dpkt.pcap.DLT_EN10MB, nano=True)
     return handle.getvalue()
