@@ -1,7 +1,7 @@
 """``darkvec-stream broker``: run the embedded test broker in the foreground until Ctrl-C.
 
 The broker keeps topics and offsets in memory only and binds a loopback
-address; it is meant for trying the daemon and ``replay`` on one machine.
+address, so it serves for trying the daemon and ``replay`` on one machine.
 """
 
 from __future__ import annotations

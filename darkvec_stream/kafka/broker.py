@@ -93,7 +93,7 @@ def probe_metadata(host: str, port: int, timeout_s: float = _PROBE_TIMEOUT_S) ->
     """Send a Kafka Metadata v0 request and return the advertised (host, port) list.
 
     A raw request keeps the readiness check free of client-library retries and
-    background threads. Raises OSError when the broker does not answer.
+    background threads. Raises OSError when the broker does not respond.
     """
     correlation_id = 7
     client_id = b"darkvec-probe"
@@ -187,7 +187,7 @@ class EmbeddedBroker:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> EmbeddedBroker:
-        """Start the child process and wait until it answers a metadata request."""
+        """Start the child process and wait until it responds to a metadata request."""
         if self._process is not None:
             raise BrokerError(f"the embedded broker is already running at {self.bootstrap_servers}")
         binary = self._binary or find_tansu_binary()
@@ -202,7 +202,7 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Kill the broker's process group and wait for it; safe to call twice."""
+        """Kill the broker's process group and wait for it. Calling it twice is harmless."""
         process = self._process
         if process is None:
             return
@@ -239,7 +239,7 @@ class EmbeddedBroker:
         logger.info("embedded broker pid %s resumed", process.pid)
 
     def stderr_tail(self, max_bytes: int = _STDERR_TAIL_BYTES) -> str:
-        """The last ``max_bytes`` of the broker's combined stdout and stderr."""
+        """Return the last ``max_bytes`` of the broker's combined stdout and stderr."""
         if self._log_file is None:
             return ""
         self._log_file.flush()
@@ -272,7 +272,7 @@ class EmbeddedBroker:
             "memory://tansu/",
         ]
         # A temporary file, not a pipe, so a chatty broker can never block on
-        # a full pipe buffer that nobody reads.
+        # a full pipe buffer that no thread reads.
         self._log_file = tempfile.TemporaryFile(prefix="tansu-", suffix=".log")
         environment = {key: value for key, value in os.environ.items() if key != "RUST_LOG"}
         environment["RUST_LOG"] = "warn"
@@ -312,7 +312,7 @@ class EmbeddedBroker:
             if advertised:
                 return
         raise BrokerError(
-            f"embedded broker on {self.host}:{self.port} did not answer a metadata request "
+            f"embedded broker on {self.host}:{self.port} timed out: no response to a metadata request "
             f"within {self.start_timeout_s} s (last error: {last_error}); its output ends with:\n"
             f"{self.stderr_tail()}"
         )
@@ -372,8 +372,8 @@ def _stop_then_chain(signal_number: int, frame: FrameType | None) -> None:
         return
     if previous == signal.SIG_IGN:
         return
-    # The previous handler was the default action (terminate): restore it and
-    # deliver the signal again so the exit status says which signal ended us.
+    # The previous handler was the default action (terminate). Restore it and
+    # deliver the signal again, so the exit status names the signal.
     signal.signal(signal_number, signal.SIG_DFL)
     os.kill(os.getpid(), signal_number)
 

@@ -31,9 +31,9 @@ Assignment = Literal["group", "manual"]
 OffsetReset = Literal["earliest", "latest"]
 PartitionCallback = Callable[[list[PartitionKey]], None]
 
-# Defaults chosen by measurement against Tansu (see docs/kafka.md): the
-# broker holds a JoinGroup for about half of session_timeout_ms, so a short
-# session keeps joins to a few seconds.
+# Defaults chosen by measurement against Tansu (see docs/kafka.md). The
+# broker delays its JoinGroup response by about half of session_timeout_ms,
+# so a short session keeps joins to a few seconds.
 DEFAULT_SESSION_TIMEOUT_MS = 6000
 DEFAULT_HEARTBEAT_INTERVAL_MS = 1000
 DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
@@ -43,11 +43,11 @@ DEFAULT_MAX_POLL_RECORDS = 500
 class RecordConsumer:
     """A Kafka consumer that commits only the offsets its caller hands it.
 
-    ``assignment="group"`` joins consumer group ``group_id`` (partitions can
-    move to another member, which suits a standby instance);
+    ``assignment="group"`` joins consumer group ``group_id``, so partitions
+    can move to another member, which suits a standby instance.
     ``assignment="manual"`` takes every partition of the topics with
-    ``assign()``, which starts in milliseconds and never rebalances, while
-    commits still go to ``group_id``. Offsets are "next offset to read", as
+    ``assign()``: it starts in milliseconds and never rebalances, and commits
+    still go to ``group_id``. Offsets are "next offset to read", as
     in Kafka. Use it as a context manager or call ``start()``/``close()``.
 
     >>> with RecordConsumer("127.0.0.1:9092", ["records"]) as consumer:  # doctest: +SKIP
@@ -170,7 +170,7 @@ class RecordConsumer:
         within each partition. A Kafka error is logged and retried on the next
         call after a backoff, so the caller just keeps polling. When polls stay
         empty for ``health_check_interval_s``, one end-offset request checks
-        that the broker still responds; while it does not, each call logs the
+        that the broker still responds. While it does not, each call logs the
         failed attempt and sleeps an exponential backoff. Keep the work
         between two calls under ``max_poll_interval_ms`` (default 5 min), or
         the group evicts this consumer and reassigns its partitions.
@@ -197,7 +197,7 @@ class RecordConsumer:
         return dict(self._positions)
 
     def assignment(self) -> list[PartitionKey]:
-        """The partitions currently assigned to this consumer, sorted."""
+        """Return the partitions currently assigned to this consumer, sorted."""
         consumer = self._require_started()
         return sorted((tp.topic, tp.partition) for tp in consumer.assignment())
 
@@ -291,9 +291,9 @@ class RecordConsumer:
             position = self._positions.get(key)
             if position is None:
                 position = consumer.position(tp, timeout_ms=timeout_ms)
-            # The high watermark of the last fetch response is the end offset
-            # too; take the larger because Tansu 0.6.0 answers ListOffsets
-            # with the last batch's base offset + 1, short of the real end.
+            # The high watermark of the last fetch response is an end offset
+            # too. Take the larger, because Tansu 0.6.0 returns the last
+            # batch's base offset + 1 for ListOffsets, short of the real end.
             end_offset = max(end_offsets[tp], consumer.highwater(tp) or 0)
             lag[key] = max(0, end_offset - (position or 0))
         self._last_lag = lag

@@ -45,7 +45,7 @@ NS_PER_S = 1_000_000_000
 
 @dataclass
 class ReplaySummary:
-    """What one replay sent: counts, reject reasons, event-time span and speed."""
+    """Counts, reject reasons, event-time span and speed of one replay."""
 
     records: int = 0
     messages: int = 0
@@ -292,7 +292,7 @@ def replay(
 
     ``partitioning="single"`` sends everything to ``partition`` so that the
     topic's order is the event-time order. ``"source-hash"`` spreads senders
-    over all partitions by a CRC32 of the source address; each partition is
+    over all partitions by a CRC32 of the source address. Each partition is
     then in event-time order, but a consumer may read one partition ahead of
     another, so the windows' lateness must cover that skew.
     """

@@ -41,7 +41,7 @@ def masked(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class KafkaSecurity:
-    """How a Kafka client authenticates and encrypts: PLAINTEXT, TLS and/or SASL.
+    """Authentication and encryption settings of a Kafka client: PLAINTEXT, TLS and/or SASL.
 
     Empty strings mean "not set", as in the YAML configuration. The password
     is excluded from ``repr`` so it never reaches a log line by accident.

@@ -37,7 +37,7 @@ def produce_values(
 def partitions_of(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> list[int]:
     """Return the partition numbers of ``topic``, auto-creating it on brokers that do.
 
-    A producer asks for metadata with auto-creation allowed; a consumer would not.
+    A producer requests metadata with auto-creation allowed, and a consumer does not.
     """
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, max_block_ms=int(timeout_s * 1000))
     try:

@@ -119,7 +119,7 @@ def test_silent_broker_times_out(tmp_path: Path) -> None:
     fake.chmod(0o755)
     broker = EmbeddedBroker(binary=fake, start_timeout_s=1)
 
-    with pytest.raises(BrokerError, match=r"did not answer a metadata request within 1 s(.|\n)*still warming up"):
+    with pytest.raises(BrokerError, match=r"timed out: no response to a metadata request within 1 s(.|\n)*still warming up"):
         broker.start()
     assert broker.pid is None
 

@@ -251,3 +251,42 @@ def test_outage_loses_and_repeats_nothing(
     assert committed == {(unique_topic, 0): 200}
     assert "Kafka broker health check failed (attempt 1" in caplog.text
     assert "succeeded again after" in caplog.text
+
+
+@pytest.mark.slow
+def test_rebalance_does_not_repeat_messages(
+    kafka_broker: EmbeddedBroker, unique_topic: str, kafka_io: KafkaIO
+) -> None:
+    kafka_io.produce(unique_topic, _values(10), partition=0)
+    group = _group()
+    revoked: list[list[tuple[str, int]]] = []
+    with RecordConsumer(
+        kafka_broker.bootstrap_servers, [unique_topic], group, on_revoked=revoked.append
+    ) as first:
+        received = _poll_until(first, 10)
+        assert len(received) == 10
+
+        # 1. A second member joins and leaves; nothing was committed, so a
+        #    plain consumer would restart partition 0 from the earliest offset.
+        second_done = threading.Event()
+
+        def second_member() -> None:
+            with RecordConsumer(kafka_broker.bootstrap_servers, [unique_topic], group) as second:
+                deadline = time.monotonic() + 30
+                while not second.assignment() and time.monotonic() < deadline:
+                    second.poll_batch(timeout_ms=200)
+            second_done.set()
+
+        thread = threading.Thread(target=second_member)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while (not second_done.is_set() or len(first.assignment()) < 4) and time.monotonic() < deadline:
+            received += first.poll_batch(timeout_ms=200)
+        thread.join()
+
+        # 2. New messages still arrive, and the first ten are not repeated.
+        kafka_io.produce(unique_topic, _values(3, "late-"), partition=0)
+        received += _poll_until(first, 3)
+
+    assert len(revoked) >= 1
+    assert [message[2] for message in received if message[1] == 0] == list(range(13))
