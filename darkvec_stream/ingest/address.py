@@ -1,9 +1,10 @@
 """Canonical sender and destination tokens, whatever notation a decoder read.
 
 One sender must be one vocabulary word, so every decoder passes addresses
-through here: dotted IPv4, IPv4 as an unsigned 32-bit integer, IPv6 in
-``ipaddress`` compressed form, IPv4-mapped IPv6 folded to IPv4, and
-(only where the caller allows it) opaque tokens from anonymised traces.
+through here. Accepted: dotted IPv4, IPv4 as an unsigned 32-bit integer,
+IPv6 (returned in ``ipaddress`` compressed form) and IPv4-mapped IPv6
+(folded to IPv4). Opaque tokens from anonymised traces pass only where the
+caller allows them.
 This module does not resolve names and does not decide which senders matter.
 """
 

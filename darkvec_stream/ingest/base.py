@@ -193,9 +193,9 @@ class TextDecoder(Decoder):
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a block builds many small tuples.
 
-    Records hold only ints and strings, so they form no cycles; without the
-    pause, collections triggered by the allocations themselves took most of
-    the decoding time in ``bench.bench_ingest``.
+    Records contain only ints and strings, so they form no cycles. Without
+    the pause, collections triggered by the allocations themselves took most
+    of the decoding time in ``bench.bench_ingest``.
     """
     was_enabled = gc.isenabled()
     gc.disable()

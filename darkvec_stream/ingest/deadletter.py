@@ -1,9 +1,9 @@
 """Dead-letter sinks that keep every rejected record, and a count by reason.
 
-A sink buffers rejects in memory up to a bound and writes them in batches;
-when a write fails it retries later with exponential backoff instead of
-blocking the caller, and when the buffer is full new rejects are dropped
-and counted. Delivery is at least once: a batch that failed half-way is
+A sink buffers rejects in memory up to a bound and writes them in batches.
+When a write fails, it retries later with exponential backoff instead of
+blocking the caller. When the buffer is full, new rejects are dropped and
+counted. Delivery is at least once: a batch that failed half-way is
 written again whole. This module does not decide what is rejected.
 """
 

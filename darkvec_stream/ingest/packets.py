@@ -1,8 +1,8 @@
 """Decode one captured frame (link layer, IPv4/IPv6, TCP/UDP) into a Record.
 
 Headers are read with ``struct`` at fixed offsets so that truncation is
-explicit: when the capture stops inside the transport header, the record
-keeps the fields that were captured; when it stops before the IP addresses
+explicit. When the capture stops inside the transport header, the record
+keeps the fields that were captured. When it stops before the IP addresses,
 the frame is rejected as ``truncated``. Fragments after the first carry no
 transport header, so they become records without ports. Reading capture
 files is in ``pcap.py``; this module only sees one frame at a time.

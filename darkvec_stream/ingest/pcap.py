@@ -4,7 +4,7 @@ Both containers are read here with ``struct`` so that timestamps stay
 exact integer nanoseconds (pcap microsecond and nanosecond magic, pcapng
 ``if_tsresol`` and ``if_tsoffset``) and so that every interface of a pcapng
 file keeps its own link type. Each packet goes to ``packets.decode_frame``.
-A Kafka message for this format holds a whole capture (header included).
+A Kafka message for this format contains a whole capture (header included).
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def _units_to_ns(units: int, interface: _Interface) -> int:
 class PcapDecoder(Decoder):
     """Decoder of pcap and pcapng captures.
 
-    ``keep_truncated`` (default True) keeps a packet whose transport header
-    was cut by the capture length as a record with the fields captured;
-    when False such packets are rejected as ``truncated``.
+    With ``keep_truncated`` (default True), a packet whose transport header
+    was cut by the capture length becomes a record with the fields captured.
+    When it is False, such packets are rejected as ``truncated``.
     """
 
     format = "pcap"

@@ -187,9 +187,11 @@ class WireDecoder(TextDecoder):
 
 def _in_range(record: Record) -> bool:
     """Check the upper bounds of a record whose integers are plain digits."""
-    ts_ns, _, _, sport, dport, proto, _, flags, ttl, seq, _, _ = record
+    ts_ns, _, _, sport, dport, proto, length, flags, ttl, seq, packets, _ = record
     return (
         ts_ns <= MAX_TS_NS
+        and packets <= _MAX_UINT63
+        and (length is None or length <= _MAX_UINT63)
         and (sport is None or sport <= 65_535)
         and (dport is None or dport <= 65_535)
         and (proto is None or proto <= 255)

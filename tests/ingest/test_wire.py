@@ -132,3 +132,12 @@ def test_lenient_integers_rejected_with_warm_cache(number: str) -> None:
     records, rejects = decoder.decode_message(f"1,192.0.2.1,,,{number},6,,,,,1,".encode(), ORIGIN)
     assert records == []
     assert rejects[0].reason == "bad_port"
+
+
+def test_length_above_int64_rejected_on_both_paths() -> None:
+    line = f"1,192.0.2.1,,,23,6,{2**64},,,,1,".encode()
+    for decoder in (WireDecoder(columnar=False), WireDecoder(columnar_min_bytes=1)):
+        decoder.decode_message(b"1,192.0.2.1,,,23,6,,,,,1,", ORIGIN)
+        records, rejects = decoder.decode_message(line, ORIGIN)
+        assert records == []
+        assert rejects[0].reason == "bad_field"
