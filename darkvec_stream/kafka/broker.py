@@ -145,6 +145,10 @@ class EmbeddedBroker:
     Python process dies abruptly. ``pause()``/``resume()`` freeze and thaw the
     broker to simulate an outage without losing its in-memory data.
 
+    NOTE: Linux delivers the parent-death signal when the *thread* that
+    started the broker exits, so start it from a thread that lives as long
+    as the broker, normally the main thread.
+
     >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
     ...     broker.bootstrap_servers
     '127.0.0.1:40213'
@@ -330,15 +334,25 @@ def _signal_group(pid: int, signal_number: int) -> None:
         pass
 
 
+def _load_prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved once in the parent: the child between fork and exec should only
+# call an already-loaded function, since loading a library there can
+# deadlock on a lock another thread of the parent held at fork time.
+_PRCTL = _load_prctl()
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: ask Linux to SIGKILL the broker
     # when the thread that started it dies, so even `kill -9` of the Python
-    # process leaves no orphan. Best effort elsewhere.
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    # process leaves no orphan. Without prctl (not Linux) this does nothing.
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def stop_all_brokers() -> None:

@@ -30,7 +30,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie still answers kill(0); read its state to tell them apart.
+    # kill(0) succeeds on a zombie too, so read the process state to tell them apart.
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split()[2]
     except FileNotFoundError:
