@@ -129,8 +129,12 @@ def test_kafka_sink_against_broker(kafka_broker, unique_topic: str) -> None:
     sink.close()
     producer.close()
     consumer = KafkaConsumer(unique_topic, bootstrap_servers=kafka_broker.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    received = {rejected_from_json(orjson.loads(message.value)) for message in consumer}
+                             auto_offset_reset="earliest", consumer_timeout_ms=20000)
+    received = set()
+    for message in consumer:
+        received.add(rejected_from_json(orjson.loads(message.value)))
+        if len(received) == 2:
+            break
     consumer.close()
     assert received == {TEXT_REJECT, BINARY_REJECT}
 
