@@ -199,10 +199,9 @@ class SenderFilter:
             (self._slot_bucket >= bucket - self._earlier_buckets) & (self._slot_bucket <= bucket)
         )
         rows = np.arange(self.depth)
-        total = np.zeros(len(columns), dtype=np.int64)
-        for slot in live:
-            total += self._counters[slot][rows, columns].min(axis=1)
-        return total
+        # One gather of shape (live buckets, senders, depth) instead of a loop over buckets.
+        counters = self._counters[live[:, None, None], rows[None, None, :], columns[None, :, :]]
+        return counters.min(axis=2).sum(axis=0, dtype=np.int64)
 
     def save(self, directory: Path) -> None:
         """Write the sketch as ``.npy`` arrays and its settings as JSON."""

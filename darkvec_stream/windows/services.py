@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, NamedTuple, Protocol, Sequence
 
@@ -138,6 +139,7 @@ def service_key(proto: int | None, dst_port: int | None) -> int:
     return PROTO_KEY_BASE + proto
 
 
+@lru_cache(maxsize=None)
 def key_token(key: int) -> str:
     """Return the ``port/proto`` token of a key, or the protocol name for portless keys."""
     if key < UDP_KEY_BASE:
@@ -153,7 +155,8 @@ def key_token(key: int) -> str:
 class ServicePlan(NamedTuple):
     """The key-to-service mapping applied to one window.
 
-    ``table[key]`` is an index into ``names``.
+    ``table[key]`` is an index into ``names``. Plans are shared between
+    windows, so ``table`` is read-only.
     """
 
     names: tuple[str, ...]
@@ -265,6 +268,11 @@ def compile_domain_map(domain_map: Mapping[str, Sequence[str]]) -> tuple[tuple[s
     return tuple(names), table, mapped
 
 
+def _read_only(table: np.ndarray) -> np.ndarray:
+    table.flags.writeable = False
+    return table
+
+
 def _read_state_json(directory: Path, name: str) -> dict[str, object]:
     path = directory / name
     try:
@@ -294,7 +302,7 @@ class SingleServices:
     mode = "single"
 
     def __init__(self) -> None:
-        self._plan = ServicePlan((SINGLE_SERVICE,), np.zeros(KEY_COUNT, dtype=np.int32))
+        self._plan = ServicePlan((SINGLE_SERVICE,), _read_only(np.zeros(KEY_COUNT, dtype=np.int32)))
 
     def plan(self, key_packets: np.ndarray, window_end_ns: int) -> ServicePlan:
         return self._plan
@@ -319,7 +327,7 @@ class DomainServices:
 
     def __init__(self, domain_map: Mapping[str, Sequence[str]] = DEFAULT_DOMAIN_SERVICES) -> None:
         names, table, _ = compile_domain_map(domain_map)
-        self._plan = ServicePlan(names, table)
+        self._plan = ServicePlan(names, _read_only(table))
 
     def plan(self, key_packets: np.ndarray, window_end_ns: int) -> ServicePlan:
         return self._plan
@@ -366,6 +374,8 @@ class AutoServices:
             self._eligible = ~mapped
         self._counts = np.zeros(KEY_COUNT, dtype=np.float64)
         self._last_end_ns: int | None = None
+        self._last_top_keys = np.zeros(0, dtype=np.int64)
+        self._last_plan: ServicePlan | None = None
 
     @property
     def decayed_counts(self) -> np.ndarray:
@@ -391,10 +401,15 @@ class AutoServices:
         # lexsort sorts by its last key first: count descending, then key.
         order = np.lexsort((candidates, -self._counts[candidates]))
         top_keys = candidates[order[: self.top_n]]
+        # The ranking rarely changes from one window to the next: reuse the plan.
+        if self._last_plan is not None and np.array_equal(top_keys, self._last_top_keys):
+            return self._last_plan
         table = self._base_table.copy()
         table[top_keys] = np.arange(len(self._base_names), len(self._base_names) + len(top_keys), dtype=np.int32)
-        names = self._base_names + tuple(key_token(int(key)) for key in top_keys)
-        return ServicePlan(names, table)
+        names = self._base_names + tuple(map(key_token, top_keys.tolist()))
+        self._last_top_keys = top_keys
+        self._last_plan = ServicePlan(names, _read_only(table))
+        return self._last_plan
 
     def save(self, directory: Path) -> None:
         state = {"mode": self.mode, "last_end_ns": self._last_end_ns}
