@@ -118,6 +118,7 @@ class Pipeline:
         self.dump_sentences = dump_sentences
         self.windows_closed = 0
         self.sender_labels: dict[str, SenderLabel] = {}
+        self.last_clusters: ClusterUpdate | None = None
         self._last_reload_s = time.monotonic()
         self.windower.on_late = self._on_late
 
@@ -266,7 +267,8 @@ class Pipeline:
             value = self.sender_labels.get(sender)
             if value is not None and value.label is not None:
                 known[sender] = _Decision(value.label, value.confidence)
-        return self.monitor.update(window, senders, vectors, known)
+        self.last_clusters = self.monitor.update(window, senders, vectors, known)
+        return self.last_clusters
 
     def _active_vectors(self, window: ClosedWindow) -> tuple[list[str], np.ndarray]:
         # Clusters cover the senders seen within clusters.active_s of the
