@@ -135,7 +135,7 @@ def baseline_loop(records: list[Record]) -> None:
 
 
 def baseline_group(records: list[Record]) -> None:
-    """The least a windower must do: one dict lookup and one append per record."""
+    """Group records by window index: one dict lookup and one append per record, the minimum a windower does."""
     groups: dict[int, list[Record]] = {}
     window_ns = WINDOW_S * S
     for record in records:

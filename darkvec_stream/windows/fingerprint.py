@@ -65,7 +65,7 @@ def mirai_mask(
 ) -> np.ndarray:
     """Return ``is_mirai`` for columns of records, as a boolean array.
 
-    Missing values are -1 in every integer column; ``mirai_flags`` holds
+    Missing values are -1 in every integer column; ``mirai_flags`` is
     1 (True), 0 (False) or -1 (no opinion). Destinations are converted once
     per distinct address, because a telescope has few of them.
     """

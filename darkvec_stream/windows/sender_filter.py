@@ -7,9 +7,9 @@ spoofed flood makes unbounded, so packets are counted in a ring of
 count-min sketches, one per time bucket (a day by default). This module
 counts and decides; it does not read records or windows.
 
-Error bound: every estimate is at least the true count (counters only
-grow, and conservative update keeps each counter at or above the true count
-of every sender hashed to it), so no sender with ``min_packets`` real
+Error bound: every estimate is at least the true count, because counters
+only grow and conservative update keeps each counter at or above the true
+count of every sender hashed to it. So no sender with ``min_packets`` real
 packets is ever held back. For a sketch of width ``w`` and depth ``d`` the
 overestimate of one sender exceeds ``e / w * N`` packets, where ``N`` is the
 total packet count of the buckets read, with probability at most
@@ -145,7 +145,7 @@ class SenderFilter:
     def update(self, window_start_ns: int, senders: Sequence[str], packets: Sequence[int] | np.ndarray) -> np.ndarray:
         """Count the window's packets, then return a boolean mask of the senders that pass.
 
-        ``senders`` must be distinct; ``packets`` holds each one's packet
+        ``senders`` must be distinct; ``packets`` contains each one's packet
         count in this window.
         """
         counts = np.asarray(packets, dtype=np.int64)
@@ -173,7 +173,7 @@ class SenderFilter:
     def _slot_for(self, bucket: int) -> int:
         slot = bucket % len(self._slot_bucket)
         if self._slot_bucket[slot] != bucket:
-            # The slot holds a bucket that left the horizon: reuse it.
+            # The slot contains a bucket that left the horizon, so it is reused.
             self._counters[slot] = 0
             self._slot_bucket[slot] = bucket
         return slot

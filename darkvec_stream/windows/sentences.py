@@ -1,9 +1,9 @@
 """Turn the records of one finished window into sentences and sender activity.
 
 Closing a window converts its records to numpy columns ordered by event
-time and sender, counts packets per sender and per service key, asks the
-sender filter which senders pass and the service map which service each
-key belongs to, then builds one sentence per service. This module neither
+time and sender, counts packets per sender and per service key, gets the
+passing senders from the sender filter and the service of each key from
+the service map, then builds one sentence per service. This module neither
 decides when a window closes nor splits long sentences (the embedding stage
 does that for gensim's 10,000-token limit).
 """
@@ -49,9 +49,9 @@ def _columns(records: Sequence[Record], sender_names: list[str]) -> _Columns:
 
     Sender numbers are ranks in the sorted ``sender_names``, so ordering by
     number is ordering by name. That order is enough for byte-identical
-    output: records that tie on both belong to one sender, so whatever their
-    order each service sees the same token at that instant and consecutive
-    repeats collapse, and activity sums do not depend on order either.
+    output: records that tie on both belong to one sender. Whatever their order,
+    each service receives the same token at that instant and consecutive
+    repeats collapse. Activity sums do not depend on order either.
     """
     count = len(records)
     rank = {name: number for number, name in enumerate(sender_names)}

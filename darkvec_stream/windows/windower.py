@@ -54,8 +54,8 @@ class Windower:
     Window ``i`` covers ``[i * window_s, (i + 1) * window_s)`` in Unix time,
     so hourly windows start on the hour in UTC. The watermark is the largest
     event time seen minus ``lateness_s``. A record is late iff its event time
-    is below the watermark when it arrives; it is counted and handed to
-    ``on_late(record, position)`` instead of being added. A window closes
+    is below the watermark when it arrives. A late record is counted and
+    handed to ``on_late(record, position)`` instead of being added. A window closes
     once the watermark reaches its end; ``flush()`` closes every open window
     at the end of input and moves the watermark to the last closed end, so
     a window is never closed twice.

@@ -28,7 +28,7 @@ def test_threshold_counts_this_window() -> None:
 def test_packets_expire_after_horizon() -> None:
     sender_filter = SenderFilter(min_packets=10, horizon_s=2 * 86400, bucket_s=86400, width=4096)
     sender_filter.update(0, ["192.0.2.1"], [9])
-    # Day 2 still sees day 0 (horizon of 2 buckets before the current one).
+    # Day 2 still counts day 0 (horizon of 2 buckets before the current one).
     assert sender_filter.update(2 * DAY_NS, ["192.0.2.1"], [1]).tolist() == [True]
     assert sender_filter.estimate(3 * DAY_NS, ["192.0.2.1"]).tolist() == [1]
     assert sender_filter.update(4 * DAY_NS, ["192.0.2.1"], [1]).tolist() == [False]

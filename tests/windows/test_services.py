@@ -179,7 +179,7 @@ def test_auto_plan_is_deterministic() -> None:
         assert np.array_equal(plan_a.table, plan_b.table)
 
 
-def test_hybrid_uses_map_then_top_n_then_catch_alls() -> None:
+def test_hybrid_service_order() -> None:
     services = make_services("hybrid", top_n=1)
     plan = services.plan(packets_of({23: 1000, 4444: 7, 4445: 3}), HOUR_NS)
     assert plan.service_of(23) == "telnet"
