@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REAL = Path("/work/shared/data/real")
+from tests.shared_data import REAL_DATA as REAL
 MARX = REAL / "marx-iptables-2013" / "marx.csv.gz"
 DARKVEC_DAYS = sorted((REAL / "darkvec-polito-sample").glob("darknet01_*.csv.gz"))
 GREYNOISE = REAL / "greynoise-noise-storm-pcap" / "brazil-storm-small-tcp-sample.pcap"

@@ -24,9 +24,13 @@ from darkvec_stream.kafka.replay import replay
 from darkvec_stream.kafka.source import KafkaRecordSource
 from darkvec_stream.windows import ClosedWindow, SenderFilter, SingleServices, Windower
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+from tests.shared_data import REAL_DATA as DATA
 
-DATA = Path("/work/shared/data/real")
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.slow,
+    pytest.mark.skipif(not DATA.is_dir(), reason=f"real captures not found at {DATA}"),
+]
 MARX = DATA / "marx-iptables-2013" / "marx.csv.gz"
 DARKVEC = [DATA / "darkvec-polito-sample" / f"darknet01_2021050{day}.csv.gz" for day in (1, 2)]
 WINDOW_S = 3600
