@@ -91,7 +91,7 @@ def build_labeller(settings: Settings) -> KnnLabeller:
 
 
 def build_monitor(settings: Settings) -> ClusterMonitor:
-    c, t, a = settings.clusters, settings.tracking, settings.alerts
+    c, t, d, a = settings.clusters, settings.tracking, settings.drift, settings.alerts
     return ClusterMonitor(
         clusterer=SenderClusterer(
             method=c.method,  # type: ignore[arg-type]
@@ -101,8 +101,22 @@ def build_monitor(settings: Settings) -> ClusterMonitor:
             min_cluster_size=c.min_cluster_size,
             seed=c.seed,
         ),
-        tracker=ClusterTracker(min_jaccard=t.min_jaccard, reemerge_windows=t.reemerge_windows),
-        drift=ClusterDrift(),
+        tracker=ClusterTracker(
+            min_jaccard=t.min_jaccard,
+            min_overlap=t.min_overlap,
+            growth_ratio=t.growth_ratio,
+            reemerge_windows=t.reemerge_windows,
+        ),
+        drift=ClusterDrift(
+            port_jaccard_threshold=d.port_jaccard_threshold,
+            port_change_windows=d.port_change_windows,
+            port_min_share=d.port_min_share,
+            port_min_packets=d.port_min_packets,
+            size_burst_ratio=d.size_burst_ratio,
+            size_burst_min_senders=d.size_burst_min_senders,
+            min_history_windows=d.min_history_windows,
+            adwin_delta=d.adwin_delta,
+        ),
         label_changes=LabelChanges(min_confidence=a.label_change_min_confidence),
         rules=AlertRules(
             min_cluster_size=a.min_cluster_size,

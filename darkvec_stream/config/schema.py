@@ -266,10 +266,14 @@ class ClusterSettings:
         86400, "Senders seen within this time before a window's end are clustered", unit="s", minimum=1
     )
     k: int = setting(10, "Neighbours per sender in the kNN graph", minimum=1)
-    resolution: float = setting(1.0, "Modularity resolution (higher gives smaller clusters)", minimum=0.0)
+    resolution: float = setting(
+        0.5, "Modularity resolution (higher gives smaller clusters); at 0.8 and above Leiden cut "
+        "large groups apart on synthetic nested groups", minimum=0.0,
+    )
     min_similarity: float = setting(
-        0.3, "Graph edges below this cosine similarity are dropped", unit="cosine",
-        minimum=-1.0, maximum=1.0,
+        0.5, "Graph edges below this cosine similarity are dropped; random 50-dimensional vectors "
+        "already reach 0.4-0.5 with their nearest neighbours, so lower values chain groups together",
+        unit="cosine", minimum=-1.0, maximum=1.0,
     )
     min_cluster_size: int = setting(5, "Smaller clusters are reported as noise", unit="senders", minimum=1)
     seed: int = setting(15, "Random seed of the community detection", minimum=0)
@@ -281,9 +285,44 @@ class TrackingSettings:
         0.3, "Member overlap needed to keep a cluster id across runs", unit="Jaccard",
         minimum=0.0, maximum=1.0,
     )
+    min_overlap: float = setting(
+        0.8, "Share of the smaller cluster two clusters must share to be linked (split, merge)",
+        unit="share", minimum=0.0, maximum=1.0,
+    )
+    growth_ratio: float = setting(
+        1.5, "Size change between runs that counts as grown or shrunk", unit="ratio", minimum=1.0
+    )
     reemerge_windows: int = setting(
         168, "How far back a vanished cluster can be matched again", unit="windows", minimum=1
     )
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    port_jaccard_threshold: float = setting(
+        0.5, "A cluster's port set has changed when its Jaccard index against the cluster's "
+        "history falls below this", unit="Jaccard", minimum=0.0, maximum=1.0,
+    )
+    port_change_windows: int = setting(
+        1, "Consecutive low-Jaccard windows needed to confirm a port-set change", unit="windows", minimum=1
+    )
+    port_min_share: float = setting(
+        0.05, "Share of a cluster's packets a port needs to belong to its port set", unit="share",
+        minimum=0.0, maximum=1.0,
+    )
+    port_min_packets: int = setting(
+        20, "Windows where a cluster sent fewer packets are skipped by the port rule", unit="packets", minimum=1
+    )
+    size_burst_ratio: float = setting(
+        2.0, "Size burst: cluster size against its recent mean size", unit="ratio", minimum=1.0
+    )
+    size_burst_min_senders: int = setting(
+        10, "Minimum growth above the recent mean size for a size burst", unit="senders", minimum=1
+    )
+    min_history_windows: int = setting(
+        3, "History a cluster needs before a drift rule can fire", unit="windows", minimum=1
+    )
+    adwin_delta: float = setting(1e-5, "ADWIN confidence bound (smaller raises fewer alarms)", minimum=1e-12, maximum=1.0)
 
 
 @dataclass(frozen=True)
@@ -361,6 +400,7 @@ class Settings:
     knn: KnnSettings = field(default_factory=KnnSettings)
     clusters: ClusterSettings = field(default_factory=ClusterSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
