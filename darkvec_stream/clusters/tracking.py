@@ -226,15 +226,17 @@ class ClusterTracker:
             del self._dormant[cluster_id]
 
     def _links(self, tracked: Mapping[str, _Tracked], new_members: Mapping[int, frozenset[str]]) -> list[_Link]:
-        owner: dict[str, str] = {}
+        # Dormant clusters from different runs can share senders, so a sender
+        # may have several owners; counting only one would make the overlap
+        # depend on the order of ``tracked``, which a restore changes.
+        owners: dict[str, list[str]] = {}
         for cluster_id, entry in tracked.items():
             for sender in entry.members:
-                owner[sender] = cluster_id
+                owners.setdefault(sender, []).append(cluster_id)
         common: dict[tuple[str, int], int] = {}
         for label, members in new_members.items():
             for sender in members:
-                cluster_id = owner.get(sender)
-                if cluster_id is not None:
+                for cluster_id in owners.get(sender, ()):
                     common[(cluster_id, label)] = common.get((cluster_id, label), 0) + 1
         links = []
         for (cluster_id, label), shared in common.items():
