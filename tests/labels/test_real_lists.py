@@ -8,24 +8,12 @@ is written into the repository.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from darkvec_stream.labels.book import LabelBook
 from darkvec_stream.labels.sources import LabelSource, load_source
-
-
-def _label_data() -> Path:
-    configured = os.environ.get("DARKVEC_LABEL_DATA")
-    if configured:
-        return Path(configured)
-    # The data folder sits beside the repository checkout.
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "labels"
-
-
-LABEL_DATA = _label_data()
+from tests.shared_data import LABEL_DATA
 
 pytestmark = pytest.mark.skipif(not LABEL_DATA.is_dir(), reason=f"shared label lists not found at {LABEL_DATA}")
 
