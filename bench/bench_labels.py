@@ -12,6 +12,7 @@ of the abstain thresholds on synthetic embeddings with exact truth. Run with
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -29,7 +30,8 @@ from darkvec_stream.labels.neighbours import ExactNeighbourSearch
 from darkvec_stream.labels.sources import LabelSource
 from darkvec_stream.labels.synthetic import SyntheticEmbedding, make_embedding
 
-DEFAULT_LABEL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "labels"
+# The scanner lists sit in shared/data beside the checkout unless DARKVEC_SHARED_DATA says otherwise.
+DEFAULT_LABEL_DATA = Path(os.environ.get("DARKVEC_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "labels"
 
 
 def timed(action: Callable[[], object]) -> tuple[float, object]:
