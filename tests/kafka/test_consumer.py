@@ -260,8 +260,10 @@ def test_rebalance_does_not_repeat_messages(
     kafka_io.produce(unique_topic, _values(10), partition=0)
     group = _group()
     revoked: list[list[tuple[str, int]]] = []
+    # Short sessions only to keep the three rebalances of this test quick.
+    fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
     with RecordConsumer(
-        kafka_broker.bootstrap_servers, [unique_topic], group, on_revoked=revoked.append
+        kafka_broker.bootstrap_servers, [unique_topic], group, on_revoked=revoked.append, **fast
     ) as first:
         received = _poll_until(first, 10)
         assert len(received) == 10
@@ -271,7 +273,7 @@ def test_rebalance_does_not_repeat_messages(
         second_done = threading.Event()
 
         def second_member() -> None:
-            with RecordConsumer(kafka_broker.bootstrap_servers, [unique_topic], group) as second:
+            with RecordConsumer(kafka_broker.bootstrap_servers, [unique_topic], group, **fast) as second:
                 deadline = time.monotonic() + 30
                 while not second.assignment() and time.monotonic() < deadline:
                     second.poll_batch(timeout_ms=200)
