@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from darkvec_stream.ingest.record import PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_SYN, Record
-from darkvec_stream.windows import ClosedWindow, SenderFilter, Windower, make_services
+from darkvec_stream.windows import ClosedWindow, SenderFilter, Windower, is_mirai, make_services, service_key
+from darkvec_stream.windows.services import KEY_COUNT
 
 S = 10**9
 WINDOW_S = 10
@@ -114,6 +115,11 @@ def test_shuffle_within_lateness_same_windows(records: list[Record], seed: int, 
     from_shuffled = run(make_windower(mode), shuffled)
     assert from_shuffled == from_sorted
     assert all(window.late_records == 0 for window in from_shuffled)
+    for window in from_sorted:
+        in_sentences = {sender for sentence in window.sentences for sender in sentence.senders}
+        assert set(window.activity) == in_sentences
+        for sentence in window.sentences:
+            assert all(first != second for first, second in zip(sentence.senders, sentence.senders[1:]))
 
 
 @settings(max_examples=60, deadline=None)
@@ -144,3 +150,44 @@ def test_restored_equals_uninterrupted(records: list[Record], cut: int, mode: st
     assert second.committable_offsets() == uninterrupted.committable_offsets()
     assert np.array_equal(second.sender_filter.counters, uninterrupted.sender_filter.counters)
     assert np.array_equal(second.services.decayed_counts, uninterrupted.services.decayed_counts)  # type: ignore[attr-defined]
+
+
+def reference_window(records: list[Record]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[int, int, int, dict[int, int], set[str], int]]]:
+    """Sentences and activity of one window, computed record by record with the scalar helpers."""
+    plan = make_services("domain").plan(np.zeros(KEY_COUNT), 0)
+    sentences: dict[str, list[str]] = {}
+    activity: dict[str, tuple[int, int, int, dict[int, int], set[str], int]] = {}
+    for record in sorted(records, key=lambda record: (record.ts_ns, record.src)):
+        service = plan.service_of(service_key(record.proto, record.dst_port))
+        sentence = sentences.setdefault(service, [])
+        if not sentence or sentence[-1] != record.src:
+            sentence.append(record.src)
+        packets, first_ns, last_ns, ports, services, mirai = activity.get(record.src, (0, record.ts_ns, record.ts_ns, {}, set(), 0))
+        if record.dst_port is not None:
+            ports[record.dst_port] = ports.get(record.dst_port, 0) + record.packets
+        services.add(service)
+        mirai += record.packets if is_mirai(record) else 0
+        activity[record.src] = (packets + record.packets, min(first_ns, record.ts_ns), max(last_ns, record.ts_ns), ports, services, mirai)
+    return {service: tuple(senders) for service, senders in sentences.items()}, activity
+
+
+@settings(max_examples=100, deadline=None)
+@given(records_strategy)
+def test_window_matches_reference(records: list[Record]) -> None:
+    windower = make_windower("domain", min_packets=1)
+    in_window: dict[int, list[Record]] = {}
+    closed: list[ClosedWindow] = []
+    for record in records:
+        before = windower.late_records
+        closed.extend(windower.add(record))
+        if windower.late_records == before:
+            in_window.setdefault(record.ts_ns // WINDOW_NS, []).append(record)
+    closed.extend(windower.flush())
+    assert [window.index for window in closed] == sorted(in_window)
+    for window in closed:
+        sentences, activity = reference_window(in_window[window.index])
+        assert {sentence.service: sentence.senders for sentence in window.sentences} == sentences
+        assert {
+            sender: (a.packets, a.first_ns, a.last_ns, a.dst_ports, a.services, a.mirai_packets)
+            for sender, a in window.activity.items()
+        } == activity
