@@ -27,7 +27,7 @@ from darkvec_stream.ingest import get_decoder, read_file
 from darkvec_stream.ingest.record import Origin, Rejected
 from darkvec_stream.kafka import EmbeddedBroker
 from darkvec_stream.kafka.consumer import RecordConsumer
-from darkvec_stream.kafka.security import KafkaSecurity
+from darkvec_stream.stages import build_consumer, build_security
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import Health, MetricsServer, PipelineMetrics
 from darkvec_stream.pipeline import Pipeline, WindowResult
@@ -104,6 +104,9 @@ class Daemon:
         self.summary = RunSummary()
         self.pipeline: Pipeline | None = None
         self._store: CheckpointStore | None = None
+        # Built here so that invalid TLS or SASL settings fail before any
+        # broker, server or file is touched.
+        self._security = build_security(settings)
 
     # -- entry points ------------------------------------------------------
 
@@ -290,24 +293,4 @@ class Daemon:
             yield broker.bootstrap_servers
 
     def _consumer(self, bootstrap: str) -> RecordConsumer:
-        kafka = self.settings.kafka
-        return RecordConsumer(
-            bootstrap,
-            [kafka.topic],
-            kafka.group_id,
-            client_id=kafka.client_id,
-            auto_offset_reset=kafka.auto_offset_reset,  # type: ignore[arg-type]
-            session_timeout_ms=kafka.session_timeout_ms,
-            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-            max_poll_interval_ms=kafka.max_poll_interval_ms,
-            max_poll_records=kafka.max_poll_records,
-            security=KafkaSecurity(
-                security_protocol=kafka.security_protocol,
-                ssl_cafile=kafka.ssl_cafile,
-                ssl_certfile=kafka.ssl_certfile,
-                ssl_keyfile=kafka.ssl_keyfile,
-                sasl_mechanism=kafka.sasl_mechanism,
-                sasl_plain_username=kafka.sasl_plain_username,
-                sasl_plain_password=kafka.sasl_plain_password,
-            ),
-        )
+        return build_consumer(self.settings, bootstrap, self._security)

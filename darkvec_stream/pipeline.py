@@ -38,6 +38,7 @@ from darkvec_stream.stages import (
     build_index,
     build_label_book,
     build_labeller,
+    build_mirai,
     build_monitor,
     build_windower,
     file_outputs,
@@ -128,7 +129,7 @@ class Pipeline:
     def create(
         cls, settings: Settings, output_dir: Path, metrics: PipelineMetrics, dump_sentences: Path | None = None
     ) -> "Pipeline":
-        mirai = MiraiSource(min_packets=settings.labels.mirai_min_packets, expiry_s=settings.embedding.expiry_s)
+        mirai = build_mirai(settings)
         return cls(
             settings, output_dir, metrics,
             windower=build_windower(settings),

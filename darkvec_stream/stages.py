@@ -21,6 +21,8 @@ from darkvec_stream.config import Settings
 from darkvec_stream.embedding import SenderEmbedding
 from darkvec_stream.errors import ConfigError
 from darkvec_stream.index import SenderIndex
+from darkvec_stream.kafka.consumer import RecordConsumer
+from darkvec_stream.kafka.security import KafkaSecurity
 from darkvec_stream.ingest.deadletter import DeadLetterSink, JsonlDeadLetter, KafkaDeadLetter
 from darkvec_stream.labels import KnnLabeller, LabelBook, LabelSource, MiraiSource
 from darkvec_stream.windows import DEFAULT_DOMAIN_SERVICES, SenderFilter, Windower, make_services
@@ -82,12 +84,68 @@ def build_index(settings: Settings) -> SenderIndex:
 
 def build_label_book(settings: Settings, mirai: MiraiSource) -> LabelBook:
     sources = [LabelSource.from_mapping(dict(entry)) for entry in settings.labels.sources]
-    return LabelBook(sources, mirai=mirai if settings.labels.mirai else None)
+    return LabelBook(
+        sources,
+        mirai=mirai if settings.labels.mirai else None,
+        mirai_priority=settings.labels.mirai_priority,
+    )
+
+
+def build_mirai(settings: Settings) -> MiraiSource:
+    return MiraiSource(
+        min_packets=settings.labels.mirai_min_packets,
+        expiry_s=settings.embedding.expiry_s,
+        max_senders=settings.labels.mirai_max_senders,
+    )
+
+
+def build_security(settings: Settings) -> KafkaSecurity:
+    kafka = settings.kafka
+    return KafkaSecurity(
+        security_protocol=kafka.security_protocol,
+        ssl_cafile=kafka.ssl_cafile,
+        ssl_certfile=kafka.ssl_certfile,
+        ssl_keyfile=kafka.ssl_keyfile,
+        ssl_check_hostname=kafka.ssl_check_hostname,
+        sasl_mechanism=kafka.sasl_mechanism,
+        sasl_plain_username=kafka.sasl_plain_username,
+        sasl_plain_password=kafka.sasl_plain_password,
+    )
+
+
+def build_consumer(settings: Settings, bootstrap: str, security: KafkaSecurity) -> RecordConsumer:
+    kafka = settings.kafka
+    return RecordConsumer(
+        bootstrap,
+        [kafka.topic],
+        kafka.group_id,
+        client_id=kafka.client_id,
+        assignment=kafka.assignment,  # type: ignore[arg-type]
+        auto_offset_reset=kafka.auto_offset_reset,  # type: ignore[arg-type]
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        max_poll_records=kafka.max_poll_records,
+        group_instance_id=kafka.group_instance_id or None,
+        retry_backoff_initial_ms=kafka.retry_backoff_initial_ms,
+        retry_backoff_max_ms=kafka.retry_backoff_max_ms,
+        commit_timeout_s=kafka.commit_timeout_s,
+        health_check_interval_s=kafka.health_check_interval_s,
+        metadata_timeout_s=kafka.metadata_timeout_s,
+        security=security,
+    )
 
 
 def build_labeller(settings: Settings) -> KnnLabeller:
     k = settings.knn
-    return KnnLabeller(k=k.k, vote=k.vote, min_similarity=k.min_similarity, min_margin=k.min_margin)
+    return KnnLabeller(
+        k=k.k,
+        vote=k.vote,
+        min_similarity=k.min_similarity,
+        min_margin=k.min_margin,
+        weighting=k.weighting,
+        candidate_factor=k.candidate_factor,
+    )
 
 
 def build_monitor(settings: Settings) -> ClusterMonitor:

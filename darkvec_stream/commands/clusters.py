@@ -96,9 +96,10 @@ def _parse_prefix(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 def _load_vectors(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
     if args.state is not None:
+        from darkvec_stream.checkpoint.locate import stage_directory
         from darkvec_stream.embedding import SenderEmbedding
 
-        embedding = SenderEmbedding.load(args.state)
+        embedding = SenderEmbedding.load(stage_directory(args.state, "embedding"))
         keys, vectors = embedding.vectors(embedding.keys())
     else:
         from darkvec_stream.labels.export import read_vectors

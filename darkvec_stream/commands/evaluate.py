@@ -148,8 +148,11 @@ def load_vectors(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
 def _load_state(directory: Path) -> tuple[list[str], np.ndarray]:
     from darkvec_stream.embedding import SenderEmbedding
 
-    # A checkpoint may keep the embedding in a subdirectory of its own.
-    for candidate in (directory, directory / "embedding"):
+    from darkvec_stream.checkpoint.locate import stage_directory
+
+    # A checkpoint keeps the embedding in a subdirectory of its own, and an
+    # output or checkpoint directory resolves to its newest valid checkpoint.
+    for candidate in (directory, stage_directory(directory, "embedding")):
         if (candidate / "embedding.json").exists():
             embedding = SenderEmbedding.load(candidate)
             return embedding.vectors(embedding.keys())

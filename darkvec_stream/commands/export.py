@@ -22,8 +22,8 @@ from darkvec_stream.commands.evaluate import (
     load_vectors,
 )
 from darkvec_stream.errors import InputError
+from darkvec_stream.index import SenderIndex
 from darkvec_stream.labels.export import label_rows, write_labels_csv, write_vectors
-from darkvec_stream.labels.neighbours import ExactNeighbourSearch
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def run_labels(args: argparse.Namespace) -> int:
     decisions = []
     if not args.ground_truth_only:
         unlabelled = [row for row, sender in enumerate(senders) if book.label_of(sender) is None]
-        search = ExactNeighbourSearch(senders, vectors)
+        search = SenderIndex(dimension=vectors.shape[1])
+        search.upsert(senders, vectors)
         decisions = labeller.label([senders[row] for row in unlabelled], vectors[unlabelled], search, book)
     rows = label_rows(senders, book, decisions)
     count = _write(lambda: write_labels_csv(args.out, rows), args.out)

@@ -6,8 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from darkvec_stream.commands.common import log_effective_settings, settings_from_args
-from darkvec_stream.daemon import Daemon, RunSummary
+
+if TYPE_CHECKING:
+    from darkvec_stream.daemon import RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         extra.append("input.decoder_options={preset: %s}" % args.preset)
     settings = settings_from_args(args, extra)
     log_effective_settings(settings)
+    # Imported here so that --help and configuration errors answer at once,
+    # without loading gensim, faiss and river.
+    from darkvec_stream.daemon import Daemon
+
     daemon = Daemon(settings, dump_sentences=args.dump_sentences)
     if args.input:
         summary = daemon.run_files(args.input)
@@ -66,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_summary(summary: RunSummary, output_dir: Path) -> str:
+def format_summary(summary: "RunSummary", output_dir: Path) -> str:
     lines = [
         f"records read {summary.records_read}, accepted {summary.records_accepted}, "
         f"rejected {summary.records_rejected}",

@@ -80,6 +80,27 @@ class KafkaSettings:
         unit="ms", minimum=1000,
     )
     poll_timeout_ms: int = setting(500, "Time one poll waits for data", unit="ms", minimum=1)
+    assignment: str = setting(
+        "group",
+        "group joins the consumer group (about 3 s with the default timeouts); manual takes every "
+        "partition with assign() and never rebalances, while commits still go to group_id",
+        choices=("group", "manual"),
+    )
+    group_instance_id: str = setting("", "Static group membership id; empty for dynamic membership")
+    retry_backoff_initial_ms: int = setting(
+        500, "First wait before retrying a failed poll, commit or broker check", unit="ms", minimum=1
+    )
+    retry_backoff_max_ms: int = setting(30000, "Longest wait between retries", unit="ms", minimum=1)
+    commit_timeout_s: float = setting(
+        300.0, "How long a commit is retried before the daemon stops with an error", unit="s", minimum=1.0
+    )
+    health_check_interval_s: float = setting(
+        5.0, "Time without records before the consumer checks that the broker still answers",
+        unit="s", minimum=0.1,
+    )
+    metadata_timeout_s: float = setting(
+        30.0, "How long manual assignment waits for the topic to appear", unit="s", minimum=0.1
+    )
     security_protocol: str = setting(
         "PLAINTEXT",
         "Kafka security protocol",
@@ -88,6 +109,7 @@ class KafkaSettings:
     ssl_cafile: str = setting("", "CA bundle for TLS (PEM path)")
     ssl_certfile: str = setting("", "Client certificate for TLS (PEM path)")
     ssl_keyfile: str = setting("", "Client private key for TLS (PEM path)")
+    ssl_check_hostname: bool = setting(True, "Check that the broker certificate names the broker host")
     sasl_mechanism: str = setting(
         "",
         "SASL mechanism",
@@ -226,12 +248,19 @@ class IndexSettings:
 class LabelSettings:
     sources: list[dict[str, Any]] = setting(
         [],
-        "Ground-truth sources: list of {name, path, format, label, priority}. Formats: csv, "
-        "list (one IP or CIDR per line), misp, nict",
+        "Ground-truth sources: list of {name, path, format, label, priority, label_from_comment, "
+        "ip_column, label_column}. Formats: auto, csv, list (one IP or CIDR per line), misp, nict, "
+        "nict-scanorg. Higher priority wins a conflict, then the longest prefix, then the first source",
     )
     mirai: bool = setting(True, "Label senders with the Mirai fingerprint as 'mirai'")
     mirai_min_packets: int = setting(
         1, "Fingerprinted packets before a sender is labelled mirai", unit="packets", minimum=1
+    )
+    mirai_priority: int = setting(
+        10, "Priority of the Mirai fingerprint against list sources (higher wins; sources default to 0)"
+    )
+    mirai_max_senders: int = setting(
+        1_000_000, "Fingerprinted senders remembered at most", unit="senders", minimum=1
     )
     reload_s: int = setting(60, "How often label sources are checked for changes", unit="s", minimum=1)
 
@@ -249,8 +278,14 @@ class KnnSettings:
         minimum=-1.0, maximum=1.0,
     )
     min_margin: float = setting(
-        0.2, "Abstain when the winner's share minus the runner-up's is below this", unit="share",
+        0.3, "Abstain when the winner's share minus the runner-up's is below this", unit="share",
         minimum=0.0, maximum=1.0,
+    )
+    weighting: str = setting(
+        "uniform", "Each voter counts 1 (uniform) or its cosine similarity", choices=("uniform", "similarity")
+    )
+    candidate_factor: int = setting(
+        4, "Neighbours fetched per query, as a multiple of k, to find k labelled voters", minimum=1
     )
 
 
