@@ -114,6 +114,11 @@ class Daemon:
         """Consume the configured topic until a signal (or until idle, for finite replays)."""
         with self.stop.installed(), self._metrics_server(), self._bootstrap() as bootstrap:
             pipeline, offsets = self._open_pipeline()
+            if self.summary.restored_from is None:
+                # A checkpoint before the first record: it records the sizes
+                # of existing output files, so a crash before the first
+                # window closes still cuts off the lines written meanwhile.
+                self._checkpoint(pipeline, {}, None)
             consumer = self._consumer(bootstrap)
             with consumer:
                 consumer.seek_to(offsets)
@@ -159,10 +164,13 @@ class Daemon:
         last_lag_check = 0.0
         while not self.stop:
             messages = consumer.poll_batch(kafka.poll_timeout_ms, kafka.max_poll_records)
+            pipeline.poll_outputs()
             if not messages:
                 if exit_when_idle_s is not None and time.monotonic() - idle_since >= exit_when_idle_s:
-                    logger.info("no records for %.1f s: stopping", exit_when_idle_s)
-                    break
+                    if self._caught_up(consumer, processed):
+                        logger.info("no records for %.1f s and no lag: stopping", exit_when_idle_s)
+                        break
+                    idle_since = time.monotonic()
                 continue
             idle_since = time.monotonic()
             for topic, partition, offset, value in messages:
@@ -177,6 +185,18 @@ class Daemon:
             if time.monotonic() - last_lag_check > 10.0:
                 self._publish_lag(consumer)
                 last_lag_check = time.monotonic()
+
+    @staticmethod
+    def _caught_up(consumer: RecordConsumer, processed: dict[PartitionKey, int]) -> bool:
+        # Empty polls do not mean the input has ended while the group join
+        # runs (a crashed member keeps its partitions until its session times
+        # out) or while the broker is down; flushing then would close windows
+        # before their records arrive. Stop only when every partition read so
+        # far is assigned here and the last lag reading is zero everywhere.
+        assigned = set(consumer.assignment())
+        if not assigned or not set(processed) <= assigned:
+            return False
+        return not any(consumer.lag().values())
 
     def _feed_file(self, pipeline: Pipeline, path: str, fmt: str) -> None:
         options = dict(self.settings.input.decoder_options)

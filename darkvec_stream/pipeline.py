@@ -120,6 +120,7 @@ class Pipeline:
         self.windows_closed = 0
         self.sender_labels: dict[str, SenderLabel] = {}
         self.last_clusters: ClusterUpdate | None = None
+        self._sink_dropped: dict[str, int] = {}
         self._last_reload_s = time.monotonic()
         self.windower.on_late = self._on_late
 
@@ -199,7 +200,7 @@ class Pipeline:
     def process_window(self, window: ClosedWindow) -> WindowResult:
         """Run one closed window through every stage after windowing."""
         started = time.perf_counter()
-        with log_context(window=window.index):
+        with log_context(window=window.index, generation=self.embedding.generation):
             # 1. Ground truth first: the Mirai fingerprint seen in this window,
             #    and list files changed on disk.
             self.mirai.observe(window)
@@ -311,6 +312,23 @@ class Pipeline:
             metrics.alerts.labels(type=alert.type.value).inc()
         for _, reason in report.suppressed:
             metrics.alerts_suppressed.labels(reason=reason).inc()
+        self.publish_sink_state()
+
+    def publish_sink_state(self) -> None:
+        """Export how much each output holds back or has dropped (alert sinks and dead letters)."""
+        states = [(sink.name, sink.stats.buffered, sum(sink.stats.dropped.values())) for sink in self.dispatcher.sinks]
+        states.append(("deadletter", self.dead_letter.buffered, self.dead_letter.dropped))
+        for name, buffered, dropped in states:
+            self.metrics.sink_buffered.labels(sink=name).set(buffered)
+            increase = dropped - self._sink_dropped.get(name, 0)
+            if increase > 0:
+                self.metrics.sink_dropped.labels(sink=name).inc(increase)
+            self._sink_dropped[name] = dropped
+
+    def poll_outputs(self) -> None:
+        """Let sinks retry what they buffered while their destination was down."""
+        self.dispatcher.poll()
+        self.publish_sink_state()
 
     # -- state -------------------------------------------------------------
 
