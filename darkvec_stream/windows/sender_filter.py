@@ -172,6 +172,12 @@ class SenderFilter:
 
     def _slot_for(self, bucket: int) -> int:
         slot = bucket % len(self._slot_bucket)
+        if self._slot_bucket[slot] > bucket:
+            # Reusing the slot would wipe the counts of a newer bucket.
+            raise ValueError(
+                f"window bucket {bucket} is older than the horizon of bucket {int(self._slot_bucket[slot])}: "
+                "windows must be counted in ascending order"
+            )
         if self._slot_bucket[slot] != bucket:
             # The slot contains a bucket that left the horizon, so it is reused.
             self._counters[slot] = 0

@@ -34,6 +34,13 @@ def test_packets_expire_after_horizon() -> None:
     assert sender_filter.update(4 * DAY_NS, ["192.0.2.1"], [1]).tolist() == [False]
 
 
+def test_rejects_window_older_than_horizon() -> None:
+    sender_filter = SenderFilter(min_packets=10, horizon_s=2 * 86400, bucket_s=86400, width=64)
+    sender_filter.update(3 * DAY_NS, ["192.0.2.1"], [1])
+    with pytest.raises(ValueError, match="ascending order"):
+        sender_filter.update(0, ["192.0.2.1"], [1])
+
+
 def test_min_packets_one_keeps_everyone() -> None:
     sender_filter = SenderFilter(min_packets=1)
     assert sender_filter.memory_bytes == 0
