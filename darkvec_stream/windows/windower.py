@@ -194,7 +194,9 @@ class Windower:
     def _advance(self, ts_ns: int) -> list[ClosedWindow]:
         """Move the watermark to a new largest event time and close the windows it passed."""
         self._max_ts_ns = ts_ns
-        watermark_ns = ts_ns - self._lateness_ns
+        # max() because flush() may have moved the watermark past ts - lateness,
+        # and a watermark that went back could reopen a closed window.
+        watermark_ns = max(ts_ns - self._lateness_ns, self._watermark_ns)
         self._watermark_ns = watermark_ns
         if watermark_ns >= self._oldest_end_ns:
             return self._close_until(watermark_ns)

@@ -91,6 +91,17 @@ def test_flush_then_old_record_is_late() -> None:
     assert target.flush() == []
 
 
+def test_flush_watermark_never_goes_back() -> None:
+    target = windower()
+    feed(target, [rec(5, "a")])
+    assert [window.index for window in target.flush()] == [0]
+    assert target.add(rec(65, "b")) == []
+    assert target.watermark_ns == 60 * S
+    assert target.add(rec(58, "c")) == []
+    assert target.late_records == 1
+    assert [window.index for window in target.flush()] == [1]
+
+
 def test_consecutive_repeats_collapse() -> None:
     target = windower()
     feed(target, [rec(1, "a"), rec(2, "a"), rec(3, "b"), rec(4, "a"), rec(5, "a")])

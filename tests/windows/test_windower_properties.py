@@ -191,3 +191,20 @@ def test_window_matches_reference(records: list[Record]) -> None:
             sender: (a.packets, a.first_ns, a.last_ns, a.dst_ports, a.services, a.mirai_packets)
             for sender, a in window.activity.items()
         } == activity
+
+
+@settings(max_examples=150, deadline=None)
+@given(records_strategy, st.lists(st.booleans(), max_size=120), st.integers(0, 2**32))
+def test_flush_midway_closes_each_window_once(records: list[Record], flush_before: list[bool], seed: int) -> None:
+    # Nearly ordered input makes records just behind a flushed window end common.
+    arrivals = arrival_within_lateness(sorted(records, key=lambda record: record.ts_ns), seed)
+    windower = make_windower("single", min_packets=1)
+    closed: list[ClosedWindow] = []
+    for number, record in enumerate(arrivals):
+        if number < len(flush_before) and flush_before[number]:
+            closed.extend(windower.flush())
+        closed.extend(windower.add(record))
+    closed.extend(windower.flush())
+    indexes = [window.index for window in closed]
+    assert indexes == sorted(set(indexes))
+    assert sum(window.records for window in closed) + windower.late_records == len(records)
