@@ -166,15 +166,15 @@ def close_window(
     plan = services.plan(key_packets, end_ns)
 
     # 4. Sentences and activity cover only the senders that passed the filter.
-    kept = passed[columns.sender]
-    kept_columns = _Columns(*(column[kept] for column in columns))
-    service = plan.table[kept_columns.key]
+    passing = passed[columns.sender]
+    passing_columns = _Columns(*(column[passing] for column in columns))
+    service = plan.table[passing_columns.key]
     return ClosedWindow(
         index=index,
         start_ns=start_ns,
         end_ns=end_ns,
-        sentences=_sentences(kept_columns.sender, service, sender_names, plan.names),
-        activity=_activity(kept_columns, service, sender_packets, sender_names, plan.names),
+        sentences=_sentences(passing_columns.sender, service, sender_names, plan.names),
+        activity=_activity(passing_columns, service, sender_packets, sender_names, plan.names),
         records=len(records),
         senders_seen=len(sender_names),
         late_records=late_records,

@@ -55,10 +55,10 @@ class Windower:
     so hourly windows start on the hour in UTC. The watermark is the largest
     event time seen minus ``lateness_s``. A record is late iff its event time
     is below the watermark when it arrives. A late record is counted and
-    handed to ``on_late(record, position)`` instead of being added. A window closes
-    once the watermark reaches its end; ``flush()`` closes every open window
-    at the end of input and moves the watermark to the last closed end, so
-    a window is never closed twice.
+    handed to ``on_late(record, position)`` instead of being added. A
+    window closes once the watermark reaches its end. ``flush()`` closes
+    every open window at the end of input and moves the watermark to the
+    last closed end, so a window is never closed twice.
 
     ``services`` defaults to ``AutoServices()`` (top 2,500 ``port/proto``)
     and ``sender_filter`` to ``SenderFilter()`` (10 packets over 30 days);
