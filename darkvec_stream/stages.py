@@ -37,10 +37,13 @@ def build_windower(settings: Settings) -> Windower:
     return Windower(
         window_s=settings.windows.window_s,
         lateness_s=settings.windows.lateness_s,
-        services=make_services(services.mode, top_n=services.top_n, domain_map=domain_map),
+        services=make_services(
+            services.mode, top_n=services.top_n, half_life_s=services.half_life_s, domain_map=domain_map
+        ),
         sender_filter=SenderFilter(
             min_packets=sender_filter.min_packets,
             horizon_s=sender_filter.horizon_s,
+            bucket_s=sender_filter.bucket_s,
             width=sender_filter.sketch_width,
             depth=sender_filter.sketch_depth,
         ),
