@@ -54,6 +54,7 @@ class Traffic:
     messages: tuple[bytes, ...]
     labels_path: Path
     records: int
+    malformed: int
 
 
 def make_traffic(
@@ -70,14 +71,16 @@ def make_traffic(
         encoded = encode_batch(batch, "record-csv").rstrip(b"\n").split(b"\n")
         lines += [line for line in encoded if int(line.split(b",", 1)[0]) < end_ns]
     messages = []
+    malformed = 0
     for number, first in enumerate(range(0, len(lines), records_per_message)):
         payload = b"\n".join(lines[first:first + records_per_message])
         if number % 10 == 5:
             payload += b"\n" + MALFORMED_LINES[number % 2]
+            malformed += 1
         messages.append(payload)
     directory.mkdir(parents=True, exist_ok=True)
     write_labels(run, directory)
-    return Traffic(tuple(messages), directory / "labels.csv", len(lines))
+    return Traffic(tuple(messages), directory / "labels.csv", len(lines), malformed)
 
 
 def write_config(path: Path, traffic: Traffic, **sections: Mapping[str, Any]) -> Path:
@@ -235,3 +238,22 @@ def differences(reference: Outcome, other: Outcome) -> list[str]:
             found.append(f"checkpoint file {name}")
     return found
 
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: Sequence[int] = (0,)) -> dict[int, int | None]:
+    """Read a group's committed offsets without joining the group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {number: consumer.committed(TopicPartition(topic, number)) for number in partitions}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def records_read(stdout: str) -> int:
+    """Return the ``records read`` count from the summary ``run`` prints at exit."""
+    for line in stdout.splitlines():
+        if line.startswith("records read "):
+            return int(line.split()[2].rstrip(","))
+    raise AssertionError(f"no 'records read' line in the run summary:\n{stdout}")
