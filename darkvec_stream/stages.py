@@ -146,6 +146,7 @@ def build_labeller(settings: Settings) -> KnnLabeller:
         vote=k.vote,
         min_similarity=k.min_similarity,
         min_margin=k.min_margin,
+        min_support=k.min_support,
         weighting=k.weighting,
         candidate_factor=k.candidate_factor,
     )

@@ -287,6 +287,11 @@ class KnnSettings:
         0.3, "Abstain when the winner's share minus the runner-up's is below this", unit="share",
         minimum=0.0, maximum=1.0,
     )
+    min_support: float = setting(
+        0.25, "Abstain unless this share of the k nearest neighbours, labelled or not, carries the "
+        "winning label; it stops a few distant labelled senders from labelling a sender inside an "
+        "unlabelled group", unit="share", minimum=0.0, maximum=1.0,
+    )
     weighting: str = setting(
         "uniform", "Each voter counts 1 (uniform) or its cosine similarity", choices=("uniform", "similarity")
     )

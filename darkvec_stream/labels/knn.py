@@ -26,6 +26,7 @@ WEIGHTINGS = ("uniform", "similarity")
 REASON_VOTED = "voted"
 REASON_LOW_SIMILARITY = "low_similarity"
 REASON_LOW_MARGIN = "low_margin"
+REASON_LOW_SUPPORT = "low_support"
 REASON_NO_LABELLED_NEIGHBOURS = "no_labelled_neighbours"
 REASON_COMPAT_TIE = "compat_tie"
 REASON_COMPAT_UNKNOWN = "compat_unknown"
@@ -67,7 +68,9 @@ class KnnLabeller:
     The labeller abstains with reason ``no_labelled_neighbours`` when no
     voter is found, ``low_similarity`` when the nearest voter's similarity is
     below ``min_similarity``, and ``low_margin`` when the winner's share of
-    the vote minus the runner-up's share is below ``min_margin``. A tie at
+    the vote minus the runner-up's share is below ``min_margin``, and
+    ``low_support`` when fewer than ``min_support`` of the ``k`` nearest
+    neighbours, labelled or not, carry the winning label. A tie at
     the top (margin 0) that passes ``min_margin=0`` goes to the label of the
     nearest voter.
 
@@ -93,6 +96,7 @@ class KnnLabeller:
         vote: str = "majority",
         min_similarity: float = 0.5,
         min_margin: float = 0.3,
+        min_support: float = 0.0,
         weighting: str = "uniform",
         candidate_factor: int = 4,
     ) -> None:
@@ -112,6 +116,9 @@ class KnnLabeller:
         self.vote = vote
         self.min_similarity = min_similarity
         self.min_margin = min_margin
+        if not 0.0 <= min_support <= 1.0:
+            raise ConfigError(f"knn min_support {min_support} is invalid; use a share between 0 and 1")
+        self.min_support = min_support
         self.weighting = weighting
         self.candidate_factor = candidate_factor
 
@@ -176,6 +183,8 @@ class KnnLabeller:
             return LabelDecision(sender, None, confidence, True, REASON_LOW_SIMILARITY, tuple(evidence))
         if margin < self.min_margin or total <= 0:
             return LabelDecision(sender, None, confidence, True, REASON_LOW_MARGIN, tuple(evidence))
+        if _support(evidence, ranked[0][0], self.k) < self.min_support:
+            return LabelDecision(sender, None, confidence, True, REASON_LOW_SUPPORT, tuple(evidence))
         return LabelDecision(sender, ranked[0][0], confidence, False, REASON_VOTED, tuple(evidence))
 
     def _decide_compat(self, sender: str, neighbours: Sequence[tuple[str, float]], book: LabelLookup) -> LabelDecision:
@@ -199,6 +208,18 @@ class KnnLabeller:
         if winner == COMPAT_UNKNOWN:
             return LabelDecision(sender, None, confidence, True, REASON_COMPAT_UNKNOWN, tuple(evidence))
         return LabelDecision(sender, winner, confidence, False, REASON_VOTED, tuple(evidence))
+
+
+def _support(evidence: Sequence[tuple[str, float, str | None]], label: str, k: int) -> float:
+    """Share of the k nearest neighbours, labelled or not, that carry ``label``.
+
+    Voters are the nearest *labelled* senders, so a sender inside an
+    unlabelled group can be outvoted by a few labelled senders far down its
+    neighbour list. Requiring the winner among the k nearest neighbours of
+    any kind rejects those votes.
+    """
+    nearest = evidence[:k]
+    return sum(1 for _, _, other in nearest if other == label) / k if nearest else 0.0
 
 
 class _CachedLookup:

@@ -211,3 +211,38 @@ def test_majority_decision_invariants(
         counts = {label: voters.count(label) for label in voters}
         assert counts[decision.label] == max(counts.values())
         assert decision.reason == REASON_VOTED
+
+
+def test_low_support_abstains_inside_unlabelled_group():
+    # Six unlabelled neighbours first, then one distant labelled sender: the
+    # labelled voter alone would win every vote share.
+    book = {"far": "censys"}
+
+    class Book:
+        def label_of(self, sender):
+            return book.get(sender)
+
+    neighbours = [(f"u{i}", 0.95 - i * 0.01) for i in range(6)] + [("far", 0.7)]
+    labeller = KnnLabeller(k=7, min_similarity=0.5, min_margin=0.3, min_support=0.25)
+    decision = labeller.decide("q", neighbours, Book())
+    assert decision.label is None
+    assert decision.reason == "low_support"
+    assert KnnLabeller(k=7, min_similarity=0.5, min_margin=0.3).decide("q", neighbours, Book()).label == "censys"
+
+
+def test_support_counts_only_the_k_nearest():
+    book = {"a": "censys", "b": "censys"}
+
+    class Book:
+        def label_of(self, sender):
+            return book.get(sender)
+
+    neighbours = [("a", 0.9), ("u1", 0.89), ("b", 0.88), ("u2", 0.8)]
+    decision = KnnLabeller(k=4, min_support=0.5).decide("q", neighbours, Book())
+    assert decision.label == "censys"
+    assert decision.reason == "voted"
+
+
+def test_min_support_out_of_range_is_rejected():
+    with pytest.raises(ConfigError, match="min_support"):
+        KnnLabeller(min_support=1.5)
