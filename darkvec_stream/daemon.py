@@ -39,7 +39,7 @@ PartitionKey = tuple[str, int]
 
 @dataclass
 class RunSummary:
-    """What one run did, for the command line and the demo."""
+    """Counts and window results of one run, for the command line and the demo."""
 
     records_read: int = 0
     records_accepted: int = 0

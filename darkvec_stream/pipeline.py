@@ -64,7 +64,7 @@ class SenderLabel:
 
 @dataclass
 class WindowResult:
-    """What processing one closed window produced."""
+    """The outcome of processing one closed window."""
 
     window: ClosedWindow
     embedding: EmbeddingUpdate

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         extra.append("input.decoder_options={preset: %s}" % args.preset)
     settings = settings_from_args(args, extra)
     log_effective_settings(settings)
-    # Imported here so that --help and configuration errors answer at once,
+    # Imported here so that --help and configuration errors return at once,
     # without loading gensim, faiss and river.
     from darkvec_stream.daemon import Daemon
 
