@@ -34,7 +34,7 @@ DAEMON = Path(sys.executable).with_name("darkvec-stream")
 
 @dataclass(frozen=True)
 class FloodResult:
-    """What one flood run measured."""
+    """Measurements of one flood run."""
 
     senders: int
     wall_s: float
@@ -104,7 +104,7 @@ def _watch(child: subprocess.Popen[bytes], log: Path, senders: int, started: flo
             if match:
                 base_url = f"http://{match.group(1)}:{match.group(2)}"
         if base_url is not None:
-            asked = time.perf_counter()
+            requested = time.perf_counter()
             try:
                 ready = _ask_health(base_url)
             except OSError:
@@ -112,7 +112,7 @@ def _watch(child: subprocess.Popen[bytes], log: Path, senders: int, started: flo
                 failures += 1
             else:
                 answers += 1
-                max_latency_s = max(max_latency_s, time.perf_counter() - asked)
+                max_latency_s = max(max_latency_s, time.perf_counter() - requested)
                 if ready and not ready_rss:
                     ready_rss = rss
                 vocabulary = _vocabulary(base_url) if answers % 10 == 0 else vocabulary
@@ -123,7 +123,7 @@ def _watch(child: subprocess.Popen[bytes], log: Path, senders: int, started: flo
 
 
 def _ask_health(base_url: str) -> bool:
-    """Return the daemon's readiness; a 503 before start-up completes is an answer too."""
+    """Return the daemon's readiness; a 503 before start-up completes counts as a response."""
     try:
         with urllib.request.urlopen(base_url + "/healthz", timeout=5) as response:
             return bool(json.loads(response.read()).get("ready"))

@@ -1,7 +1,7 @@
 """Fixtures shared by the reliability tests: one seeded stream and its reference run.
 
 The reference is an uninterrupted ``darkvec-stream run`` over the whole
-stream; the chaos, shutdown, outage and corrupt-checkpoint tests must end
+stream. The chaos, shutdown, outage and corrupt-checkpoint tests must end
 with exactly the same alerts, dead letters and checkpointed state.
 """
 

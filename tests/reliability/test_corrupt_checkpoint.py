@@ -21,7 +21,8 @@ def test_corrupt_newest_checkpoint_falls_back(reference: Reference, tmp_path: Pa
     daemon = harness.DaemonProcess(reference.argv("corrupt", output), tmp_path / "first.log")
     deadline = time.monotonic() + 60
     while daemon.log_text().count("closed window") < WINDOWS_BEFORE_STOP:
-        assert time.monotonic() < deadline and daemon.process.poll() is None, daemon.log_tail()
+        assert time.monotonic() < deadline, daemon.log_tail()
+        assert daemon.process.poll() is None, daemon.log_tail()
         time.sleep(0.05)
     daemon.signal(signal.SIGTERM)
     assert daemon.finish(60)[0] == 0, daemon.log_tail()
