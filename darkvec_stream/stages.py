@@ -15,6 +15,7 @@ from darkvec_stream.alerts.sinks import AlertSink
 from darkvec_stream.clusters.alerting import AlertRules
 from darkvec_stream.clusters.clustering import SenderClusterer
 from darkvec_stream.clusters.drift import ClusterDrift, LabelChanges
+from darkvec_stream.clusters.emerging import EmergingGroups
 from darkvec_stream.clusters.monitor import ClusterMonitor
 from darkvec_stream.clusters.tracking import ClusterTracker
 from darkvec_stream.config import Settings
@@ -176,14 +177,29 @@ def build_monitor(settings: Settings) -> ClusterMonitor:
             port_min_packets=d.port_min_packets,
             size_burst_ratio=d.size_burst_ratio,
             size_burst_min_senders=d.size_burst_min_senders,
+            size_burst_windows=d.size_burst_windows,
+            port_new_share_min=d.port_new_share_min,
+            port_set_min_coverage=d.port_set_min_coverage,
             min_history_windows=d.min_history_windows,
             adwin_delta=d.adwin_delta,
         ),
-        label_changes=LabelChanges(min_confidence=a.label_change_min_confidence),
+        label_changes=LabelChanges(min_confidence=a.label_change_min_confidence,
+                                   persist_windows=a.label_change_persist_windows),
         rules=AlertRules(
             min_cluster_size=a.min_cluster_size,
             min_unknown_share=a.min_unknown_share,
             warmup_windows=a.warmup_windows,
+            min_newcomer_share=a.min_newcomer_share,
+            emerging_min_size=a.emerging_min_size,
+            min_cluster_age_windows=a.min_cluster_age_windows,
+            detector_alerts=a.detector_alerts,
+            reemerge_min_absent_windows=a.reemerge_min_absent_windows,
+        ),
+        emerging=EmergingGroups(
+            newcomer_windows=c.emerging_newcomer_windows,
+            min_group_size=a.emerging_min_size,
+            novel_port_max_share=c.emerging_novel_port_max_share,
+            enabled=c.emerging,
         ),
     )
 

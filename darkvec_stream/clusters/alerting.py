@@ -13,8 +13,9 @@ from typing import Any, Mapping, Sequence
 
 from darkvec_stream.alerts.model import Alert, AlertType, Severity, make_alert_id
 from darkvec_stream.clusters.drift import DETECTOR, PORT_SET_CHANGED, SIZE_BURST, DriftFinding, LabelChange
+from darkvec_stream.clusters.emerging import EmergingGroup
 from darkvec_stream.clusters.profile import ClusterProfile
-from darkvec_stream.clusters.tracking import EMERGED, REEMERGED, TrackingResult, Transition
+from darkvec_stream.clusters.tracking import EMERGED, REEMERGED, SPLIT, TrackingResult, Transition
 from darkvec_stream.errors import ConfigError
 from darkvec_stream.windows.model import ClosedWindow
 
@@ -22,16 +23,26 @@ from darkvec_stream.windows.model import ClosedWindow
 class AlertRules:
     """Turn tracking transitions, drift findings and label changes into alerts.
 
-    - ``new_cluster``: an emerged cluster with at least ``min_cluster_size``
-      members of which at least ``min_unknown_share`` are unlabelled, once
-      ``warmup_windows`` windows have passed (the first runs only set the
-      baseline: every cluster emerges then).
+    - ``new_cluster``: a cluster new to tracking with at least
+      ``min_cluster_size`` members of which at least ``min_unknown_share``
+      are unlabelled. New means emerged, or a split child of which at least
+      ``min_newcomer_share`` of the members are newcomers, because a new
+      group first lands in an old cluster and leaves it later. A group of
+      newcomers carved out on novel ports is new too, and then
+      ``emerging_min_size`` members suffice because the novel ports are the evidence.
     - ``reemerged_cluster``: a cluster matched back to one that had
-      disappeared, with at least ``min_cluster_size`` members.
+      disappeared for at least ``reemerge_min_absent_windows`` windows (a
+      shorter gap is tracking flicker or a periodic campaign), with at least
+      ``min_cluster_size`` members.
     - ``cluster_drift``: a port-set change or a size burst of a cluster with
-      at least ``min_cluster_size`` members (severity medium), or, when no
-      rule fired for it, detector alarms (severity low).
+      at least ``min_cluster_size`` members, tracked for at least
+      ``min_cluster_age_windows`` windows (severity medium), or, when no rule
+      fired for it and ``detector_alerts`` is on, detector alarms (severity low).
     - ``label_change``: every confident label change of a sender.
+
+    No cluster alert fires in the first ``warmup_windows`` runs: clusters
+    cover the senders of the last ``clusters.active_s``, so they grow until
+    that span is filled, and every cluster emerges on the first run.
     """
 
     def __init__(
@@ -41,17 +52,31 @@ class AlertRules:
         warmup_windows: int = 1,
         sample_size: int = 10,
         top_ports: int = 5,
+        min_newcomer_share: float = 0.5,
+        emerging_min_size: int = 5,
+        min_cluster_age_windows: int = 6,
+        detector_alerts: bool = False,
+        reemerge_min_absent_windows: int = 24,
     ) -> None:
         if min_cluster_size < 1 or sample_size < 1 or top_ports < 1 or warmup_windows < 0:
             raise ConfigError("min_cluster_size, sample_size and top_ports must be at least 1, warmup_windows >= 0; "
                               f"got {min_cluster_size}, {sample_size}, {top_ports}, {warmup_windows}")
-        if not 0.0 <= min_unknown_share <= 1.0:
-            raise ConfigError(f"min_unknown_share must be in [0, 1], got {min_unknown_share}")
+        for name, share in (("min_unknown_share", min_unknown_share), ("min_newcomer_share", min_newcomer_share)):
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {share}")
+        if emerging_min_size < 1 or min_cluster_age_windows < 0:
+            raise ConfigError("emerging_min_size must be at least 1 and min_cluster_age_windows >= 0; "
+                              f"got {emerging_min_size}, {min_cluster_age_windows}")
         self.min_cluster_size = min_cluster_size
         self.min_unknown_share = min_unknown_share
         self.warmup_windows = warmup_windows
         self.sample_size = sample_size
         self.top_ports = top_ports
+        self.min_newcomer_share = min_newcomer_share
+        self.emerging_min_size = emerging_min_size
+        self.min_cluster_age_windows = min_cluster_age_windows
+        self.detector_alerts = detector_alerts
+        self.reemerge_min_absent_windows = reemerge_min_absent_windows
 
     def build(
         self,
@@ -62,23 +87,38 @@ class AlertRules:
         findings: Sequence[DriftFinding],
         label_changes: Sequence[LabelChange],
         known_labels: Mapping[str, str],
+        newcomer_shares: Mapping[str, float] | None = None,
+        emerging: Mapping[str, EmergingGroup] | None = None,
+        cluster_ages: Mapping[str, int] | None = None,
     ) -> list[Alert]:
         """Return this window's alerts, ordered by type then subject.
 
         ``windows_seen`` counts the clustering runs so far, this one included;
         ``profiles`` are keyed by global cluster id; ``known_labels`` are the
-        confident labels used for ``sender_labels``.
+        confident labels used for ``sender_labels``. ``newcomer_shares`` maps
+        split children to the share of members their parent lacked at the
+        previous run, ``emerging`` maps cluster ids to carved groups, and
+        ``cluster_ages`` maps ids to the windows since tracking first saw them.
         """
         alerts: list[Alert] = []
+        warm = windows_seen > self.warmup_windows
         for transition in tracking.transitions:
-            if transition.kind == EMERGED and windows_seen > self.warmup_windows:
-                alert = self._new_cluster(window, transition, tracking, profiles[transition.cluster_id], known_labels)
+            if not warm:
+                break
+            if transition.kind in (EMERGED, SPLIT) and tracking.status.get(transition.cluster_id) == transition.kind:
+                alert = self._new_cluster(window, transition, tracking, profiles[transition.cluster_id], known_labels,
+                                          (newcomer_shares or {}).get(transition.cluster_id),
+                                          (emerging or {}).get(transition.cluster_id))
                 if alert:
                     alerts.append(alert)
-            elif transition.kind == REEMERGED and transition.size_after >= self.min_cluster_size:
+            elif (transition.kind == REEMERGED and transition.size_after >= self.min_cluster_size
+                  and (transition.absent_windows or 0) >= self.reemerge_min_absent_windows):
                 alerts.append(self._reemerged(window, transition, tracking, profiles[transition.cluster_id],
                                               known_labels))
-        alerts.extend(self._drift(window, tracking, profiles, findings, known_labels))
+        if warm:
+            aged = {cid: profile for cid, profile in profiles.items()
+                    if cluster_ages is None or cluster_ages.get(cid, 0) >= self.min_cluster_age_windows}
+            alerts.extend(self._drift(window, tracking, aged, findings, known_labels))
         cluster_of = {sender: cid for cid, members in tracking.members.items() for sender in members}
         alerts.extend(self._label_change(window, change, cluster_of.get(change.sender), profiles, known_labels)
                       for change in label_changes)
@@ -86,17 +126,37 @@ class AlertRules:
 
     def _new_cluster(
         self, window: ClosedWindow, transition: Transition, tracking: TrackingResult, profile: ClusterProfile,
-        known_labels: Mapping[str, str],
+        known_labels: Mapping[str, str], newcomer_share: float | None, emerging: EmergingGroup | None,
     ) -> Alert | None:
-        if profile.size < self.min_cluster_size or profile.unknown_share < self.min_unknown_share:
+        # A split child counts as new only when its members are mostly
+        # newcomers to the parent; otherwise an old group merely divided.
+        is_split = transition.kind == SPLIT
+        if emerging is None and is_split and (newcomer_share is None or newcomer_share < self.min_newcomer_share):
+            return None
+        min_size = self.emerging_min_size if emerging is not None else self.min_cluster_size
+        if profile.size < min_size or profile.unknown_share < self.min_unknown_share:
             return None
         severity = Severity.HIGH if profile.size >= 10 * self.min_cluster_size else Severity.MEDIUM
         summary = (f"New cluster {transition.cluster_id} of {profile.size} senders appeared, "
                    f"{profile.unknown_share:.0%} of them unlabelled, mostly on ports {_port_list(profile)}.")
-        evidence = {"unknown_share": round(profile.unknown_share, 6), "min_unknown_share": self.min_unknown_share,
-                    "size": profile.size, "min_cluster_size": self.min_cluster_size,
-                    "silhouette": _rounded(profile.silhouette), "subnets_24": profile.subnets_24}
-        return self._alert(AlertType.NEW_CLUSTER, severity, window, transition.cluster_id, f"emerged@{window.index}",
+        evidence: dict[str, Any] = {
+            "unknown_share": round(profile.unknown_share, 6), "min_unknown_share": self.min_unknown_share,
+            "size": profile.size, "min_cluster_size": min_size,
+            "silhouette": _rounded(profile.silhouette), "subnets_24": profile.subnets_24,
+        }
+        if is_split:
+            evidence.update({"split_from": list(transition.related), "newcomer_share": _rounded(newcomer_share),
+                             "min_newcomer_share": self.min_newcomer_share})
+            summary += (f" It left {', '.join(transition.related)} with {newcomer_share or 0.0:.0%} of its "
+                        "members new to that cluster.")
+        if emerging is not None:
+            evidence.update({"rule": "emerging_newcomers", "novel_ports": list(emerging.novel_ports),
+                             "novel_port_share": _rounded(emerging.novel_port_share)})
+            summary += (f" Its senders are new and send {emerging.novel_port_share:.0%} of their packets to "
+                        f"ports {', '.join(str(port) for port in emerging.novel_ports[:5])}, which established "
+                        "senders do not use.")
+        change = f"emerged@{window.index}" if not is_split else f"split@{window.index}"
+        return self._alert(AlertType.NEW_CLUSTER, severity, window, transition.cluster_id, change,
                            tracking, profile, summary, evidence, known_labels)
 
     def _reemerged(
@@ -126,7 +186,7 @@ class AlertRules:
             for finding in rules:
                 alerts.append(self._rule_alert(window, finding, tracking, profile, known_labels))
             detectors = [f for f in cluster_findings if f.rule == DETECTOR]
-            if detectors and not rules:
+            if detectors and not rules and self.detector_alerts:
                 alerts.append(self._detector_alert(window, cluster_id, detectors, tracking, profile, known_labels))
         return alerts
 

@@ -16,7 +16,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 from river.drift import ADWIN, PageHinkley
@@ -63,13 +63,15 @@ class ClusterObservation:
     ``centroid`` is the unit mean vector of the members, ``port_packets`` the
     members' packets per destination port in the window, ``main_label_share``
     the share of members carrying the most common known label (None when no
-    member is labelled).
+    member is labelled). ``member_ports`` holds the destination ports of
+    each member active in the window (None: unknown, packets decide alone).
     """
 
     size: int
     centroid: np.ndarray | None
     port_packets: Mapping[int, int]
     main_label_share: float | None = None
+    member_ports: tuple[frozenset[int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class _ClusterState:
     low_jaccard_run: int = 0
     mean_size: float | None = None
     size_history_windows: int = 0
+    burst_run: int = 0
 
 
 def weighted_port_set(weights: Mapping[int, float], min_share: float) -> set[int]:
@@ -140,10 +143,19 @@ class ClusterDrift:
 
     Rules: ``port_set_changed`` fires when the Jaccard index between the
     window's port set and the history's port set stays below
-    ``port_jaccard_threshold`` for ``port_change_windows`` windows, once the
-    history covers ``min_history_windows`` windows; ``size_burst`` fires when
+    ``port_jaccard_threshold``, with at least ``port_new_share_min`` of the
+    window's packets on ports outside the history's set, for
+    ``port_change_windows`` windows with traffic in a row, once the history
+    covers ``min_history_windows`` windows. The history is an exponentially
+    weighted port distribution (weight ``port_history_alpha`` per window,
+    about a day by default) because campaigns inside one cluster hit
+    different ports in different hours. ``size_burst`` fires when
     the size reaches ``size_burst_ratio`` times the exponentially weighted
-    mean size and exceeds it by ``size_burst_min_senders``. After a rule fires
+    mean size and exceeds it by ``size_burst_min_senders`` for
+    ``size_burst_windows`` windows in a row. A port rule needs the history's
+    port set to hold ``port_set_min_coverage`` of its packets, and at least
+    ``port_new_share_min`` of the active members to hit only ports outside
+    it. After a rule fires
     its baseline restarts from the current window, so one change fires once.
     Detector alarms (ADWIN, Page-Hinkley) are reported when
     ``detector_findings`` is on. A port set is the ports with at least
@@ -154,14 +166,17 @@ class ClusterDrift:
     def __init__(
         self,
         port_jaccard_threshold: float = 0.5,
-        port_change_windows: int = 1,
+        port_change_windows: int = 2,
         port_min_share: float = 0.05,
         port_min_packets: int = 20,
-        port_history_alpha: float = 0.3,
+        port_history_alpha: float = 1.0 / 24.0,
+        port_new_share_min: float = 0.5,
+        port_set_min_coverage: float = 0.8,
         size_burst_ratio: float = 2.0,
         size_burst_min_senders: int = 10,
+        size_burst_windows: int = 2,
         size_history_alpha: float = 0.3,
-        min_history_windows: int = 3,
+        min_history_windows: int = 12,
         detector_findings: bool = True,
         page_hinkley_thresholds: Mapping[str, float] | None = None,
         page_hinkley_min_instances: int = 8,
@@ -171,11 +186,13 @@ class ClusterDrift:
         _check_share("port_jaccard_threshold", port_jaccard_threshold)
         _check_share("port_min_share", port_min_share)
         _check_share("port_history_alpha", port_history_alpha)
+        _check_share("port_new_share_min", port_new_share_min)
+        _check_share("port_set_min_coverage", port_set_min_coverage)
         _check_share("size_history_alpha", size_history_alpha)
         if size_burst_ratio <= 1.0:
             raise ConfigError(f"size_burst_ratio must be above 1, got {size_burst_ratio}")
-        if min(port_change_windows, min_history_windows, page_hinkley_min_instances, max_series_windows) < 1:
-            raise ConfigError("port_change_windows, min_history_windows, page_hinkley_min_instances and "
+        if min(port_change_windows, size_burst_windows, min_history_windows, page_hinkley_min_instances, max_series_windows) < 1:
+            raise ConfigError("port_change_windows, size_burst_windows, min_history_windows, page_hinkley_min_instances and "
                               "max_series_windows must be at least 1")
         thresholds = dict(DEFAULT_PAGE_HINKLEY_THRESHOLDS)
         thresholds.update(page_hinkley_thresholds or {})
@@ -187,6 +204,9 @@ class ClusterDrift:
         self.port_min_share = port_min_share
         self.port_min_packets = port_min_packets
         self.port_history_alpha = port_history_alpha
+        self.port_new_share_min = port_new_share_min
+        self.port_set_min_coverage = port_set_min_coverage
+        self.size_burst_windows = size_burst_windows
         self.size_burst_ratio = size_burst_ratio
         self.size_burst_min_senders = size_burst_min_senders
         self.size_history_alpha = size_history_alpha
@@ -290,16 +310,37 @@ class ClusterDrift:
         shares = {int(port): packets / total for port, packets in observation.port_packets.items()}
         finding = None
         ready = state.port_history_windows >= self.min_history_windows
-        if value is not None and math.isfinite(value) and value < self.port_jaccard_threshold and ready:
+        history = weighted_port_set(state.port_history, self.port_min_share)
+        # Share of this window's packets on ports outside the history's set:
+        # a campaign that adds one port to a busy cluster moves the Jaccard
+        # index but not where the traffic goes.
+        new_port_share = sum(share for port, share in shares.items() if port not in history)
+        # Count senders as well as packets: a few heavy senders that join a
+        # cluster move its packets without the group changing its ports.
+        new_sender_share = new_port_share
+        if observation.member_ports:
+            moved = sum(1 for ports in observation.member_ports if ports and not ports & history)
+            new_sender_share = moved / len(observation.member_ports)
+        # A cluster whose history spreads over many small ports (lone
+        # scanners, noise) has no port set to change, so the rule skips it.
+        history_total = sum(state.port_history.values())
+        coverage = (sum(state.port_history[port] for port in history) / history_total) if history_total else 0.0
+        if (value is not None and math.isfinite(value) and value < self.port_jaccard_threshold and ready
+                and min(new_port_share, new_sender_share) >= self.port_new_share_min
+                and coverage >= self.port_set_min_coverage):
             state.low_jaccard_run += 1
         else:
             state.low_jaccard_run = 0
         if state.low_jaccard_run >= self.port_change_windows:
             current = weighted_port_set(shares, self.port_min_share)
-            history = weighted_port_set(state.port_history, self.port_min_share)
             finding = DriftFinding(cluster_id, window_index, PORT_SET_CHANGED, {
                 "jaccard_vs_history": round(float(value or 0.0), 6),
                 "threshold": self.port_jaccard_threshold,
+                "new_port_share": round(new_port_share, 6),
+                "new_port_sender_share": round(new_sender_share, 6),
+                "min_new_port_share": self.port_new_share_min,
+                "history_port_set_coverage": round(coverage, 6),
+                "windows": self.port_change_windows,
                 "ports_added": sorted(current - history),
                 "ports_removed": sorted(history - current),
                 "history_windows": state.port_history_windows,
@@ -315,7 +356,9 @@ class ClusterDrift:
         return finding
 
     def _blend_ports(self, state: _ClusterState, shares: Mapping[int, float]) -> None:
-        alpha = self.port_history_alpha if state.port_history else 1.0
+        # A plain mean until 1/alpha windows are seen: the first window alone
+        # would otherwise weigh as much as the next dozen together.
+        alpha = max(self.port_history_alpha, 1.0 / (state.port_history_windows + 1))
         blended = {port: (1.0 - alpha) * weight for port, weight in state.port_history.items()}
         for port, share in shares.items():
             blended[port] = blended.get(port, 0.0) + alpha * share
@@ -326,14 +369,23 @@ class ClusterDrift:
     def _size_rule(self, cluster_id: str, window_index: int, state: _ClusterState, size: int) -> DriftFinding | None:
         finding = None
         mean = state.mean_size
-        if (mean is not None and state.size_history_windows >= self.min_history_windows
-                and size >= self.size_burst_ratio * mean and size - mean >= self.size_burst_min_senders):
+        bursting = (mean is not None and state.size_history_windows >= self.min_history_windows
+                    and size >= self.size_burst_ratio * mean and size - mean >= self.size_burst_min_senders)
+        state.burst_run = state.burst_run + 1 if bursting else 0
+        if bursting and state.burst_run >= self.size_burst_windows:
+            assert mean is not None
             finding = DriftFinding(cluster_id, window_index, SIZE_BURST, {
                 "size": size, "mean_size": round(mean, 3), "ratio": round(size / mean, 3),
-                "threshold_ratio": self.size_burst_ratio, "history_windows": state.size_history_windows,
+                "threshold_ratio": self.size_burst_ratio, "windows": self.size_burst_windows,
+                "history_windows": state.size_history_windows,
             })
             state.mean_size = None
             state.size_history_windows = 0
+            state.burst_run = 0
+        if bursting and finding is None:
+            # A window that may start a burst stays out of the mean until the
+            # burst is confirmed or over, as with the port history.
+            return None
         if state.mean_size is None:
             state.mean_size = float(size)
         else:
@@ -377,6 +429,7 @@ class ClusterDrift:
                 "low_jaccard_run": state.low_jaccard_run,
                 "mean_size": state.mean_size,
                 "size_history_windows": state.size_history_windows,
+                "burst_run": state.burst_run,
             }
         document = {"version": STATE_VERSION, "clusters": clusters, "nonfinite_counts": self.nonfinite_counts}
         (directory / STATE_FILE).write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
@@ -397,6 +450,7 @@ class ClusterDrift:
                     low_jaccard_run=int(entry["low_jaccard_run"]),
                     mean_size=entry["mean_size"],
                     size_history_windows=int(entry["size_history_windows"]),
+                    burst_run=int(entry.get("burst_run", 0)),
                 )
             counts = {name: int(document["nonfinite_counts"][name]) for name in SERIES}
         except (KeyError, TypeError, ValueError) as error:
@@ -447,53 +501,84 @@ def as_sender_label(value: object) -> SenderLabel:
 class LabelChanges:
     """Notice senders whose confident label changes: unknown to a class, or one class to another.
 
-    A label counts when its confidence is at least ``min_confidence``. A
-    sender's first label never fires (there is nothing to change from), an
-    unknown or low-confidence label never replaces a known one, and a sender
-    first seen as unknown fires when it later gets a confident class.
+    A label counts when its confidence is at least ``min_confidence``. A new
+    label fires once it has been the sender's confident label in
+    ``persist_windows`` consecutive windows in which the sender was active,
+    because kNN labels of barely trained senders flip from window to window.
+    A sender's first label never fires (there is nothing to change from),
+    an unknown or low-confidence label never replaces a known one (it only
+    breaks a pending run), and a sender first seen as unknown fires when it
+    later keeps a confident class.
     """
 
-    def __init__(self, min_confidence: float = 0.8) -> None:
+    def __init__(self, min_confidence: float = 0.8, persist_windows: int = 2) -> None:
         _check_share("label_change min_confidence", min_confidence)
+        if persist_windows < 1:
+            raise ConfigError(f"label_change persist_windows must be at least 1, got {persist_windows}")
         self.min_confidence = min_confidence
+        self.persist_windows = persist_windows
         self._labels: dict[str, str | None] = {}
+        self._pending: dict[str, tuple[str, int]] = {}
 
     def __len__(self) -> int:
         return len(self._labels)
 
-    def update(self, window_index: int, labels: Mapping[str, object]) -> list[LabelChange]:
-        """Record this window's labels (sender to label or decision) and return the changes, by sender."""
+    def update(self, window_index: int, labels: Mapping[str, object],
+               active: Collection[str] | None = None) -> list[LabelChange]:
+        """Record this window's labels (sender to label or decision) and return the changes, by sender.
+
+        ``active`` holds the senders seen in this window (None: all of
+        ``labels``); only their labels advance or break a pending change,
+        since a label repeated for an absent sender is no new evidence.
+        """
         changes = []
         for sender in sorted(labels):
+            if active is not None and sender not in active and sender in self._labels:
+                continue
             decision = as_sender_label(labels[sender])
             confident = decision.label is not None and decision.confidence >= self.min_confidence
             if sender not in self._labels:
                 self._labels[sender] = decision.label if confident else None
                 continue
-            previous = self._labels[sender]
-            if confident and decision.label != previous:
-                assert decision.label is not None
-                changes.append(LabelChange(sender, window_index, previous, decision.label, decision.confidence))
+            if not confident or decision.label == self._labels[sender]:
+                self._pending.pop(sender, None)
+                continue
+            assert decision.label is not None
+            label, windows = self._pending.get(sender, (decision.label, 0))
+            windows = windows + 1 if label == decision.label else 1
+            if windows >= self.persist_windows:
+                changes.append(LabelChange(sender, window_index, self._labels[sender], decision.label,
+                                           decision.confidence))
                 self._labels[sender] = decision.label
+                self._pending.pop(sender, None)
+            else:
+                self._pending[sender] = (decision.label, windows)
         return changes
 
     def forget(self, senders: Iterable[str]) -> None:
         """Drop expired senders so the state stays bounded by the live senders."""
         for sender in senders:
             self._labels.pop(sender, None)
+            self._pending.pop(sender, None)
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        document = {"version": STATE_VERSION, "labels": dict(sorted(self._labels.items()))}
+        document = {"version": STATE_VERSION, "labels": dict(sorted(self._labels.items())),
+                    "pending": {sender: list(entry) for sender, entry in sorted(self._pending.items())}}
         (directory / "labels.json").write_text(json.dumps(document), encoding="utf-8")
 
     def load(self, directory: Path) -> None:
         path = Path(directory) / "labels.json"
         document = _read_json(path, "label state")
         labels = document.get("labels")
-        if not isinstance(labels, dict):
-            raise StateError(f"label state {path} has no labels mapping")
+        pending = document.get("pending", {})
+        if not isinstance(labels, dict) or not isinstance(pending, dict):
+            raise StateError(f"label state {path} has no labels or pending mapping")
+        try:
+            self._pending = {str(sender): (str(entry[0]), int(entry[1])) for sender, entry in pending.items()}
+        except (IndexError, TypeError, ValueError) as error:
+            raise StateError(f"label state {path} has a malformed pending entry: {error!r}") from error
         self._labels = {str(sender): (None if label is None else str(label)) for sender, label in labels.items()}
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from darkvec_stream.alerts.model import Alert
 from darkvec_stream.clusters.alerting import AlertRules
 from darkvec_stream.clusters.clustering import Clustering, SenderClusterer
+from darkvec_stream.clusters.emerging import EmergingGroup, EmergingGroups
 from darkvec_stream.clusters.drift import (
     ClusterDrift,
     ClusterObservation,
@@ -28,7 +29,7 @@ from darkvec_stream.clusters.drift import (
     as_sender_label,
 )
 from darkvec_stream.clusters.profile import UNKNOWN_LABEL, ClusterProfile, profile_clusters
-from darkvec_stream.clusters.tracking import Churn, ClusterTracker, TrackingResult
+from darkvec_stream.clusters.tracking import SPLIT, Churn, ClusterTracker, TrackingResult
 from darkvec_stream.errors import StateError
 from darkvec_stream.windows.model import ClosedWindow
 
@@ -48,6 +49,7 @@ class ClusterUpdate:
     findings: tuple[DriftFinding, ...]
     label_changes: tuple[LabelChange, ...]
     alerts: tuple[Alert, ...]
+    emerging: Mapping[str, EmergingGroup] = field(default_factory=dict)
 
     @property
     def churn(self) -> Churn:
@@ -73,12 +75,14 @@ class ClusterMonitor:
         drift: ClusterDrift | None = None,
         label_changes: LabelChanges | None = None,
         rules: AlertRules | None = None,
+        emerging: EmergingGroups | None = None,
     ) -> None:
         self.clusterer = clusterer or SenderClusterer()
         self.tracker = tracker or ClusterTracker()
         self.drift = drift or ClusterDrift()
         self.label_changes = label_changes or LabelChanges()
         self.rules = rules or AlertRules()
+        self.emerging = emerging or EmergingGroups()
         self._runs = 0
 
     def update(
@@ -98,22 +102,27 @@ class ClusterMonitor:
         known = {sender: d.label for sender, d in decisions.items()
                  if d.label is not None and d.confidence >= self.label_changes.min_confidence}
 
-        # 1. Cluster and give the clusters their global ids.
+        # 1. Cluster, carve out newcomers on novel ports, and give the clusters their global ids.
         clustering = self.clusterer.cluster(keys, vectors)
+        clustering, carved = self.emerging.update(clustering, vectors, window)
+        previous = self.tracker.active
         tracking = self.tracker.update(clustering.clusters(), window.index)
         self._runs += 1
+        emerging = {tracking.ids[group.label]: group for group in carved}
 
         # 2. Profile each cluster on this window's traffic.
         local_profiles = profile_clusters(clustering, [window], known)
         profiles = {tracking.ids[label]: profile for label, profile in local_profiles.items()}
 
         # 3. Feed the drift series; forget clusters tracking has forgotten.
+        member_ports = _member_ports(clustering, window)
         observations = {
             tracking.ids[label]: ClusterObservation(
                 size=profile.size,
                 centroid=clustering.centroids[label],
                 port_packets=profile.port_packets,
                 main_label_share=_main_label_share(profile.label_counts),
+                member_ports=member_ports.get(label, ()),
             )
             for label, profile in local_profiles.items()
         }
@@ -121,16 +130,26 @@ class ClusterMonitor:
         self.drift.forget(self.tracker.known_ids())
 
         # 4. Label changes, then the alerts.
-        changes = self.label_changes.update(window.index, labels)
-        alerts = self.rules.build(window, self._runs, tracking, profiles, findings, changes, known)
+        changes = self.label_changes.update(window.index, labels, set(window.activity))
+        alerts = self.rules.build(window, self._runs, tracking, profiles, findings, changes, known,
+                                  newcomer_shares=_newcomer_shares(tracking, previous, self.emerging.is_newcomer),
+                                  emerging=emerging, cluster_ages=self._cluster_ages(tracking, window.index))
         logger.info("clustered window %s: %s clusters, %s alerts, churn %s",
                     window.index, clustering.n_clusters, len(alerts), tracking.churn.to_json())
         return ClusterUpdate(window.index, clustering, tracking, profiles, tuple(findings), tuple(changes),
-                             tuple(alerts))
+                             tuple(alerts), emerging)
+
+    def _cluster_ages(self, tracking: TrackingResult, window_index: int) -> dict[str, int]:
+        ages = {}
+        for cluster_id in tracking.members:
+            first = self.tracker.first_window(cluster_id)
+            ages[cluster_id] = window_index - first if first is not None else 0
+        return ages
 
     def forget_senders(self, senders: Sequence[str]) -> None:
         """Drop expired senders from the label state (tracking forgets them with their clusters)."""
         self.label_changes.forget(senders)
+        self.emerging.forget(senders)
 
     def save(self, directory: Path) -> None:
         """Write tracker, drift and label state as JSON files into ``directory``."""
@@ -139,6 +158,7 @@ class ClusterMonitor:
         self.tracker.save(directory)
         self.drift.save(directory)
         self.label_changes.save(directory)
+        self.emerging.save(directory)
         (directory / MONITOR_FILE).write_text(json.dumps({"version": 1, "runs": self._runs}), encoding="utf-8")
 
     def load(self, directory: Path) -> None:
@@ -153,6 +173,7 @@ class ClusterMonitor:
         self.tracker.load(directory)
         self.drift.load(directory)
         self.label_changes.load(directory)
+        self.emerging.load(directory)
         self._runs = runs
 
 
@@ -162,3 +183,30 @@ def _main_label_share(label_counts: Mapping[str, int]) -> float | None:
     if total == 0:
         return None
     return known.most_common(1)[0][1] / total
+
+
+def _newcomer_shares(
+    tracking: TrackingResult, previous: Mapping[str, frozenset[str]], is_newcomer: Callable[[str], bool]
+) -> dict[str, float]:
+    """Map each split child to the share of its members that are new: absent from its parent at the
+    previous run, or first clustered within the newcomer span (a new group sits in an old cluster
+    for a few runs before the embedding sets it apart)."""
+    shares = {}
+    for transition in tracking.of_kind(SPLIT):
+        if tracking.status.get(transition.cluster_id) != SPLIT or not transition.related:
+            continue
+        members = tracking.members[transition.cluster_id]
+        parent = previous.get(transition.related[0], frozenset())
+        new = [sender for sender in members if sender not in parent or is_newcomer(sender)]
+        shares[transition.cluster_id] = len(new) / len(members) if members else 0.0
+    return shares
+
+
+def _member_ports(clustering: Clustering, window: ClosedWindow) -> dict[int, tuple[frozenset[int], ...]]:
+    """Map each cluster label to the destination port sets of its members active in ``window``."""
+    ports: dict[int, list[frozenset[int]]] = {}
+    for sender, label in zip(clustering.keys, clustering.labels.tolist()):
+        activity = window.activity.get(sender)
+        if label >= 0 and activity is not None and activity.dst_ports:
+            ports.setdefault(label, []).append(frozenset(int(port) for port in activity.dst_ports))
+    return {label: tuple(sets) for label, sets in ports.items()}

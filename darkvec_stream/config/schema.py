@@ -323,6 +323,18 @@ class ClusterSettings:
     )
     min_cluster_size: int = setting(5, "Smaller clusters are reported as noise", unit="senders", minimum=1)
     seed: int = setting(15, "Random seed of the community detection", minimum=0)
+    emerging: bool = setting(
+        True, "Split newcomers that share ports new to the telescope into their own cluster, before "
+        "the embedding has placed them"
+    )
+    emerging_newcomer_windows: int = setting(
+        6, "A sender counts as a newcomer for this many clustering runs after it is first clustered",
+        unit="runs", minimum=1,
+    )
+    emerging_novel_port_max_share: float = setting(
+        0.001, "A port is new to the telescope below this share of the established senders' packets",
+        unit="share", minimum=0.0, maximum=1.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -350,7 +362,16 @@ class DriftSettings:
         "history falls below this", unit="Jaccard", minimum=0.0, maximum=1.0,
     )
     port_change_windows: int = setting(
-        1, "Consecutive low-Jaccard windows needed to confirm a port-set change", unit="windows", minimum=1
+        2, "Consecutive low-Jaccard windows with traffic needed to confirm a port-set change", unit="windows",
+        minimum=1,
+    )
+    port_new_share_min: float = setting(
+        0.5, "Share of a window's packets on ports outside the cluster's port set needed for a port-set change",
+        unit="share", minimum=0.0, maximum=1.0,
+    )
+    port_set_min_coverage: float = setting(
+        0.8, "Share of a cluster's history packets its port set must hold for the port rule to apply",
+        unit="share", minimum=0.0, maximum=1.0,
     )
     port_min_share: float = setting(
         0.05, "Share of a cluster's packets a port needs to belong to its port set", unit="share",
@@ -365,8 +386,11 @@ class DriftSettings:
     size_burst_min_senders: int = setting(
         10, "Minimum growth above the recent mean size for a size burst", unit="senders", minimum=1
     )
+    size_burst_windows: int = setting(
+        2, "Consecutive windows a size burst must last before it fires", unit="windows", minimum=1
+    )
     min_history_windows: int = setting(
-        3, "History a cluster needs before a drift rule can fire", unit="windows", minimum=1
+        12, "History a cluster needs before a drift rule can fire", unit="windows", minimum=1
     )
     adwin_delta: float = setting(1e-5, "ADWIN confidence bound (smaller raises fewer alarms)", minimum=1e-12, maximum=1.0)
 
@@ -385,6 +409,26 @@ class AlertSettings:
     label_change_min_confidence: float = setting(
         0.8, "Confidence a sender's new label needs to raise a label-change alert", unit="share",
         minimum=0.0, maximum=1.0,
+    )
+    label_change_persist_windows: int = setting(
+        2, "Windows with the sender active in which a new label must hold before it raises an alert",
+        unit="windows", minimum=1,
+    )
+    min_newcomer_share: float = setting(
+        0.5, "A split-off cluster raises a new-cluster alert when this share of it was not in its parent",
+        unit="share", minimum=0.0, maximum=1.0,
+    )
+    emerging_min_size: int = setting(
+        5, "Smallest group of newcomers on new ports that raises a new-cluster alert", unit="senders", minimum=2
+    )
+    min_cluster_age_windows: int = setting(
+        6, "Windows a cluster must be tracked before it can raise a drift alert", unit="windows", minimum=0
+    )
+    detector_alerts: bool = setting(
+        False, "Raise low-severity drift alerts on ADWIN or Page-Hinkley alarms alone"
+    )
+    reemerge_min_absent_windows: int = setting(
+        24, "Windows a cluster must have been gone before its return raises an alert", unit="windows", minimum=0
     )
     rate_limits: dict[str, int] = setting(
         {"new_cluster": 20, "reemerged_cluster": 20, "cluster_drift": 20, "label_change": 100},

@@ -54,20 +54,22 @@ def test_stable_stream_fires_no_alert():
     assert all(update.churn.births == 0 for _, update in run[1:])
 
 
-def test_port_change_fires_drift_in_change_window(event_run):
+def test_port_change_fires_drift_one_window_after_the_change(event_run):
+    # The change must hold for two windows (drift.port_change_windows) before it fires.
     drift = alerts_of(event_run, AlertType.CLUSTER_DRIFT)
-    assert [alert.window_index for alert in drift] == [PORT_CHANGE_WINDOW]
+    assert [alert.window_index for alert in drift] == [PORT_CHANGE_WINDOW + 1]
     alert = drift[0]
-    changer = {item.window.index: item for item, _ in event_run}[PORT_CHANGE_WINDOW]
+    changer = {item.window.index: item for item, _ in event_run}[PORT_CHANGE_WINDOW + 1]
     members = {sender for sender, group in changer.truth.items() if group == "changer"}
-    assert set(alert.sample_members) <= members
-    assert alert.member_count == 50
+    # A background sender now and then lands in a group's cluster.
+    assert len(set(alert.sample_members) - members) <= 1
+    assert 50 <= alert.member_count <= 52
     assert alert.evidence["rule"] == "port_set_changed"
     assert alert.evidence["ports_added"] == [6379, 9200]
     assert alert.evidence["ports_removed"] == [80, 8080]
     assert alert.evidence["jaccard_vs_history"] < alert.evidence["threshold"]
     assert alert.severity is Severity.MEDIUM
-    assert {port for port, _ in alert.top_ports} == {6379, 9200}
+    assert [port for port, _ in alert.top_ports[:2]] in ([6379, 9200], [9200, 6379])
 
 
 def test_new_group_fires_new_cluster_alert(event_run):
@@ -104,12 +106,15 @@ def test_restore_mid_stream_gives_identical_alerts(event_stream, event_run, tmp_
 
 
 def test_label_change_alert():
-    stream = synthetic_stream(STABLE_GROUPS[:2], windows=3, background=0, seed=5)
+    stream = synthetic_stream(STABLE_GROUPS[:2], windows=4, background=0, seed=5)
     monitor = ClusterMonitor()
     sender = "198.18.0.7"
+    assert sender in stream[2].window.activity and sender in stream[3].window.activity
     monitor.update(stream[0].window, stream[0].keys, stream[0].vectors, {sender: None})
     monitor.update(stream[1].window, stream[1].keys, stream[1].vectors, {sender: None})
     update = monitor.update(stream[2].window, stream[2].keys, stream[2].vectors, {sender: "mirai"})
+    assert [alert for alert in update.alerts if alert.type == AlertType.LABEL_CHANGE] == []
+    update = monitor.update(stream[3].window, stream[3].keys, stream[3].vectors, {sender: "mirai"})
     changes = [alert for alert in update.alerts if alert.type == AlertType.LABEL_CHANGE]
     assert len(changes) == 1
     assert changes[0].sender == sender
