@@ -1,9 +1,9 @@
 """Why research scanners in the marx log do not find each other: windowing and training settings side by side.
 
-Decodes the shared ``marx`` iptables log once, windows it with the project's
-``Windower`` under several settings, trains the streaming ``SenderEmbedding``
-and the DarkVec batch recipe on the same sentences, and scores each result by
-the share of nearest neighbours of University of Michigan senders
+Decodes the shared ``marx`` iptables log once and windows it with the
+project's ``Windower`` under several settings. On each setting's sentences it
+trains the streaming ``SenderEmbedding`` and the DarkVec batch recipe, then
+scores the share of nearest neighbours of University of Michigan senders
 (141.212.0.0/16) that are inside that network. Only numbers leave this module;
 the capture is read in place and nothing derived from it is written.
 
@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -40,20 +40,22 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NEIGHBOURS = 5
+# The project's label normaliser turns the lists' University of Michigan names into this label.
+UMICH_LABEL = "u_mich"
 
-# Nobody expires over the six-month capture, so the final model holds every
+# No sender expires during the six-month capture, so the final model holds every
 # sender, as DarkVec counts packets over its whole observation period.
 WHOLE_CAPTURE = ("embedding.expiry_s=16000000", "sender_filter.horizon_s=16000000")
 # The 9 sensors' logs interleave with up to 23 minutes of lag.
 LATENESS = ("windows.lateness_s=1800",)
 DAILY = ("windows.window_s=86400",)
-# What this benchmark found to work on a sparse multi-host log; see docs/benchmarks/marx.md.
+# Settings this benchmark found to work on a sparse multi-host log (docs/benchmarks/marx.md).
 RECOMMENDED = (*WHOLE_CAPTURE, *LATENESS, *DAILY, "embedding.epochs_per_window=20")
 
 
 @dataclass(frozen=True)
 class Scores:
-    """What one set of sender vectors achieves on the capture."""
+    """Scores of one set of sender vectors on the capture."""
 
     name: str
     senders: int
@@ -62,6 +64,8 @@ class Scores:
     umich_all_inside: int
     chance_share: float
     labelled: int
+    classes: int
+    umich_f1: float
     macro_f1: float
     accuracy: float
     coverage: float
@@ -69,7 +73,7 @@ class Scores:
 
 
 def load_records(path: Path) -> list[Record]:
-    """Decode the whole marx log; rejects are counted and dropped."""
+    """Decode the whole marx log, counting and dropping rejected lines."""
     records: list[Record] = []
     rejected = 0
     for batch, rejects in read_batches(path, "csv", preset="marx-iptables"):
@@ -111,6 +115,40 @@ def keep_senders_offline(windows: Sequence[ClosedWindow], records: Sequence[Reco
     return filtered
 
 
+@dataclass(frozen=True)
+class SentenceStats:
+    """Placement of UMich senders in the sentences, which is all the embedding learns from."""
+
+    words: int
+    umich_words: int
+    umich_sentences: int
+    median_umich_sentence_words: float
+    umich_words_with_umich_context: float
+
+
+def sentence_stats(windows: Sequence[ClosedWindow], context: int) -> SentenceStats:
+    """Count UMich tokens and the share of them with another UMich sender within ``context`` positions."""
+    umich_words = with_partner = 0
+    lengths: list[int] = []
+    for window in windows:
+        for sentence in window.sentences:
+            inside = [ipaddress.ip_address(token) in UMICH_NETWORK for token in sentence.senders]
+            positions = [i for i, flag in enumerate(inside) if flag]
+            if not positions:
+                continue
+            lengths.append(len(sentence.senders))
+            umich_words += len(positions)
+            for position in positions:
+                near = [p for p in positions if p != position and abs(p - position) <= context
+                        and sentence.senders[p] != sentence.senders[position]]
+                with_partner += bool(near)
+    return SentenceStats(
+        words=sum(window.words for window in windows), umich_words=umich_words, umich_sentences=len(lengths),
+        median_umich_sentence_words=float(np.median(lengths)) if lengths else 0.0,
+        umich_words_with_umich_context=with_partner / umich_words if umich_words else 0.0,
+    )
+
+
 def as_sentences(windows: Sequence[ClosedWindow]) -> list[WindowSentences]:
     return [WindowSentences(w.index, w.start_ns, w.end_ns, tuple(s.senders for s in w.sentences)) for w in windows]
 
@@ -140,9 +178,12 @@ def score(name: str, senders: list[str], vectors: np.ndarray, labels: dict[str, 
     chance = (umich - 1) / max(len(senders) - 1, 1)
     present = {sender: labels[sender] for sender in senders if sender in labels}
     report = leave_one_out(senders, unit, present, KnnLabeller(k=7), include_unknown=False)
+    table = report.without_unknown
+    umich_f1 = next((c.f1 for c in table.classes if c.label == UMICH_LABEL), 0.0)
     result = Scores(
         name=name, senders=len(senders), umich_senders=umich, umich_share=share, umich_all_inside=all_inside,
-        chance_share=chance, labelled=len(present), macro_f1=report.without_unknown.macro_f1,
+        chance_share=chance, labelled=len(present), classes=len(table.classes), umich_f1=umich_f1,
+        macro_f1=table.macro_f1,
         accuracy=report.without_unknown.accuracy, coverage=1.0 - report.without_unknown.abstain_rate,
         train_s=train_s,
     )
@@ -152,12 +193,12 @@ def score(name: str, senders: list[str], vectors: np.ndarray, labels: dict[str, 
 
 def format_row(s: Scores) -> str:
     return (f"| {s.name} | {s.senders:,} | {s.umich_senders} | {s.umich_share:.3f} | {s.umich_all_inside} | "
-            f"{s.chance_share:.4f} | {s.labelled} | {s.macro_f1:.3f} | {s.accuracy:.3f} | {s.coverage:.2f} | "
+            f"{s.chance_share:.4f} | {s.labelled} | {s.classes} | {s.umich_f1:.3f} | {s.macro_f1:.3f} | {s.accuracy:.3f} | {s.coverage:.2f} | "
             f"{s.train_s:.1f} |")
 
 
-HEADER = ("| setting | senders | UMich | UMich share@5 | all 5 inside | chance share | labelled | "
-          "macro F1 | accuracy | coverage | train s |\n|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| setting | senders | UMich | UMich share@5 | all 5 inside | chance share | labelled | classes | "
+          "u_mich F1 | macro F1 | accuracy | coverage | train s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 @dataclass(frozen=True)
@@ -206,13 +247,13 @@ def run_case(case: Case, records: Sequence[Record], labels: dict[str, str]) -> l
     windows, late = close_windows(records, settings)
     if case.offline_filter:
         windows = keep_senders_offline(windows, records, 10)
-    words = sum(w.words for w in windows)
-    umich_words = sum(1 for w in windows for s in w.sentences for t in s.senders
-                      if ipaddress.ip_address(t) in UMICH_NETWORK)
-    logger.info("%s: %s windows, %s words (%s UMich), %s late records, windowing %.1f s",
-                case.name, len(windows), words, umich_words, late, time.perf_counter() - started)
-    print(f"<!-- {case.name}: {len(windows)} windows, {words:,} words, {umich_words} UMich words, "
-          f"{late:,} late records -->", flush=True)
+    logger.info("%s: %s windows, %s late records, windowing %.1f s",
+                case.name, len(windows), late, time.perf_counter() - started)
+    stats = sentence_stats(windows, settings.embedding.context)
+    print(f"<!-- {case.name}: {len(windows)} windows, {late:,} late records, {stats.words:,} words, "
+          f"{stats.umich_words} UMich words in {stats.umich_sentences} sentences (median length "
+          f"{stats.median_umich_sentence_words:.0f}), {stats.umich_words_with_umich_context:.2f} of them with "
+          f"another UMich sender within the context -->", flush=True)
 
     results = []
     streamed: list[tuple[list[str], np.ndarray, float]] = []

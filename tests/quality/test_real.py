@@ -2,8 +2,9 @@
 
 The marx iptables log (9 cloud hosts, 2013) is read from the shared data
 and never copied. University of Michigan scanners (141.212.0.0/16) sweep the
-Internet together but reach each host only a few times a month, so they
-share sentences only in daily windows; see docs/benchmarks/marx.md.
+Internet together, but the log receives only one or two of their packets in
+an hour. Daily windows put several of them in one sentence; hourly windows
+rarely do (docs/benchmarks/marx.md has the figures).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def test_umich_scanners_find_each_other() -> None:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     share, all_inside, umich_senders = umich_neighbour_share(senders, unit, 5)
 
-    # A 30-minute lateness covers the sensors' lag: no record is dropped.
+    # A 30-minute lateness covers the sensors' 23-minute lag, so no record is late.
     assert late_records == 0
     assert len(windows) == 190
     # 52 UMich senders send 10 packets or more over the capture.
