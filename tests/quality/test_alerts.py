@@ -1,12 +1,23 @@
-"""Alerts of the real pipeline on the simulated worm onset and port-set change."""
+"""Alerts of the real pipeline on the simulated worm onset and port-set change, and on a stable stream."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.quality_data import simulate, simulation_config
 from bench.quality_eval import score_alerts
-from bench.quality_pipeline import PipelineRun
+from bench.quality_pipeline import PipelineRun, run_pipeline
 from darkvec_stream.simulate import Truth
+
+from .conftest import DAYS, SCALE, SEED
+
+
+@pytest.fixture(scope="module")
+def stable(tmp_path_factory: pytest.TempPathFactory) -> tuple[Truth, PipelineRun]:
+    """The same simulation without the worm and the port change: every cluster alert is false."""
+    directory = tmp_path_factory.mktemp("quality-stable")
+    truth = simulate(directory / "sim", simulation_config(DAYS, SCALE, SEED, stable=True))
+    return truth, run_pipeline(directory / "sim", directory / "out")
 
 
 def test_alert_scoring_sees_both_events(simulated: tuple[Truth, PipelineRun]) -> None:
@@ -17,13 +28,30 @@ def test_alert_scoring_sees_both_events(simulated: tuple[Truth, PipelineRun]) ->
     assert (run.pipeline.output_dir / "alerts.jsonl").is_file()
 
 
-# NOTE: the worm's first senders land in an existing noise cluster; about six
-# windows later they leave it as a cluster that tracking calls a split, and
-# only emerged clusters raise new-cluster alerts. Flip this test to a plain
-# one once the onset is detected.
-@pytest.mark.xfail(strict=True, reason="worm onset raises no new-cluster alert with the configured defaults")
 def test_worm_onset_alert_within_two_windows(simulated: tuple[Truth, PipelineRun]) -> None:
     truth, run = simulated
     worm = score_alerts(run, truth).detections[0]
-    assert worm.lag_windows is not None and worm.lag_windows <= 2
+    assert worm.alert_type == "new_cluster"
+    assert worm.lag_windows is not None
+    assert worm.lag_windows <= 2
     assert worm.member_share >= 0.8
+
+
+@pytest.mark.slow
+def test_stable_stream_false_cluster_alerts(stable: tuple[Truth, PipelineRun]) -> None:
+    truth, run = stable
+    scores = score_alerts(run, truth)
+    assert scores.detections == ()
+    assert scores.false_cluster_alerts_per_day <= 2.0
+
+
+# NOTE: at the simulator's small scales the onyphe organisation has 6 senders
+# and the clustering puts them inside a cluster of hundreds of scanners, so
+# no alert on a cluster that is mostly onyphe can exist. Flip this test to a
+# plain one once the clustering separates small scanner organisations.
+@pytest.mark.xfail(strict=True, reason="the port-changing group is not a cluster of its own at this scale")
+def test_port_change_drift_within_three_windows(simulated: tuple[Truth, PipelineRun]) -> None:
+    truth, run = simulated
+    change = score_alerts(run, truth).detections[1]
+    assert change.lag_windows is not None
+    assert change.lag_windows <= 3
