@@ -29,7 +29,9 @@ class AlertRules:
       ``min_newcomer_share`` of the members are newcomers, because a new
       group first lands in an old cluster and leaves it later. A group of
       newcomers carved out on novel ports is new too, and then
-      ``emerging_min_size`` members suffice because the novel ports are the evidence.
+      ``emerging_min_size`` members suffice because the novel ports are the
+      evidence. A carved group on ports already carved recently (a later
+      wave of the same outbreak) raises nothing.
     - ``reemerged_cluster``: a cluster matched back to one that had
       disappeared for at least ``reemerge_min_absent_windows`` windows (a
       shorter gap is tracking flicker or a periodic campaign), with at least
@@ -132,6 +134,9 @@ class AlertRules:
         # newcomers to the parent; otherwise an old group merely divided.
         is_split = transition.kind == SPLIT
         if emerging is None and is_split and (newcomer_share is None or newcomer_share < self.min_newcomer_share):
+            return None
+        if emerging is not None and emerging.repeat_of_run is not None:
+            # A later wave of an outbreak already reported on the same ports.
             return None
         min_size = self.emerging_min_size if emerging is not None else self.min_cluster_size
         if profile.size < min_size or profile.unknown_share < self.min_unknown_share:

@@ -30,12 +30,18 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class EmergingGroup:
-    """One carved group: its cluster label in the refined clustering and why it was carved."""
+    """One carved group: its cluster label in the refined clustering and why it was carved.
+
+    ``repeat_of_run`` is the clustering run in which a group was last carved
+    on the same novel ports within ``repeat_runs`` runs (a later wave of the
+    same outbreak), None for a first sighting.
+    """
 
     label: int
     members: tuple[str, ...]
     novel_ports: tuple[int, ...]
     novel_port_share: float
+    repeat_of_run: int | None = None
 
 
 class EmergingGroups:
@@ -62,8 +68,11 @@ class EmergingGroups:
         novel_port_max_share: float = 0.001,
         history_alpha: float = 1.0 / 24.0,
         min_history_runs: int = 12,
+        repeat_runs: int = 24,
         enabled: bool = True,
     ) -> None:
+        if repeat_runs < 0:
+            raise ConfigError(f"emerging repeat_runs must be >= 0, got {repeat_runs}")
         if newcomer_windows < 1 or min_group_size < 2 or min_history_runs < 1:
             raise ConfigError("emerging newcomer_windows and min_history_runs must be at least 1 and "
                               f"min_group_size at least 2; got {newcomer_windows}, {min_history_runs}, "
@@ -76,11 +85,13 @@ class EmergingGroups:
         self.novel_port_max_share = novel_port_max_share
         self.history_alpha = history_alpha
         self.min_history_runs = min_history_runs
+        self.repeat_runs = repeat_runs
         self.enabled = enabled
         self._first_run: dict[str, int] = {}
         self._port_history: dict[int, float] = {}
         self._history_runs = 0
         self._runs = 0
+        self._carved_ports: dict[int, int] = {}
 
     def is_newcomer(self, sender: str) -> bool:
         """Tell whether ``sender`` was first clustered within the last ``newcomer_windows`` runs."""
@@ -97,10 +108,11 @@ class EmergingGroups:
         groups: list[list[str]] = []
         if self.enabled and self._history_runs >= self.min_history_runs:
             groups = self._groups(newcomers, window)
+        result = self._carve(clustering, vectors, window, groups) if groups else (clustering, [])
+        # The history learns after carving, so a group's evidence is judged
+        # against the traffic before this window.
         self._learn_ports(clustering.keys, window)
-        if not groups:
-            return clustering, []
-        return self._carve(clustering, vectors, window, groups)
+        return result
 
     def forget(self, senders: Iterable[str]) -> None:
         """Drop expired senders so the state stays bounded by the live senders."""
@@ -184,7 +196,16 @@ class EmergingGroups:
             novel = self._novel_ports(ports)
             total = sum(ports.values())
             share = sum(ports[port] for port in novel) / total if total else 0.0
-            carved.append(EmergingGroup(label, tuple(members), tuple(sorted(novel)), share))
+            earlier = [self._carved_ports.get(port, -self.repeat_runs - 1) for port in novel]
+            recent = bool(earlier) and all(self._runs - run <= self.repeat_runs for run in earlier)
+            repeat = min(earlier) if recent else None
+            carved.append(EmergingGroup(label, tuple(members), tuple(sorted(novel)), share, repeat))
+        for group in carved:
+            for port in group.novel_ports:
+                self._carved_ports[port] = self._runs
+        # Ports carved long ago are forgotten to bound the state.
+        self._carved_ports = {port: run for port, run in self._carved_ports.items()
+                              if self._runs - run <= self.repeat_runs}
         # A parent left with no member drops out and the labels are renumbered
         # densely, because every label below n_clusters must have members.
         used = sorted({int(label) for label in labels.tolist() if label != NOISE})
@@ -206,6 +227,7 @@ class EmergingGroups:
             "history_runs": self._history_runs,
             "first_run": dict(sorted(self._first_run.items())),
             "port_history": {str(port): weight for port, weight in sorted(self._port_history.items())},
+            "carved_ports": {str(port): run for port, run in sorted(self._carved_ports.items())},
         }
         (directory / STATE_FILE).write_text(json.dumps(document), encoding="utf-8")
 
@@ -220,7 +242,9 @@ class EmergingGroups:
             history_runs = int(document["history_runs"])
             first_run = {str(sender): int(run) for sender, run in document["first_run"].items()}
             port_history = {int(port): float(weight) for port, weight in document["port_history"].items()}
+            carved_ports = {int(port): int(run) for port, run in document["carved_ports"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise StateError(f"cannot read emerging-group state {path}: {error!r}") from error
         self._runs, self._history_runs = runs, history_runs
         self._first_run, self._port_history = first_run, port_history
+        self._carved_ports = carved_ports

@@ -175,3 +175,15 @@ def test_monitor_checkpoint_includes_emerging_state(tmp_path):
     restored = ClusterMonitor()
     restored.load(tmp_path)
     assert restored.emerging.is_newcomer(ESTABLISHED[0]) == monitor.emerging.is_newcomer(ESTABLISHED[0])
+
+
+def test_later_wave_on_the_same_ports_is_a_repeat():
+    groups = EmergingGroups(min_history_runs=12, repeat_runs=24)
+    _, first = run_windows(groups, 20, outbreak())
+    assert first[0].repeat_of_run is None
+    wave = {f"100.64.4.{i}": {2375: 4, 2376: 2} for i in range(1, 7)}
+    traffic = established_traffic(20) | wave
+    clustering, vectors = one_cluster(sorted(traffic))
+    _, second = groups.update(clustering, vectors, window_of(20, traffic))
+    assert [group.members for group in second] == [tuple(sorted(wave))]
+    assert second[0].repeat_of_run == 20
