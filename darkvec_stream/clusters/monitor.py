@@ -19,6 +19,7 @@ import numpy as np
 from darkvec_stream.alerts.model import Alert
 from darkvec_stream.clusters.alerting import AlertRules
 from darkvec_stream.clusters.clustering import Clustering, SenderClusterer
+from darkvec_stream.clusters.emerging import STATE_FILE as EMERGING_STATE_FILE
 from darkvec_stream.clusters.emerging import EmergingGroup, EmergingGroups
 from darkvec_stream.clusters.drift import (
     ClusterDrift,
@@ -173,7 +174,12 @@ class ClusterMonitor:
         self.tracker.load(directory)
         self.drift.load(directory)
         self.label_changes.load(directory)
-        self.emerging.load(directory)
+        if (directory / EMERGING_STATE_FILE).is_file():
+            self.emerging.load(directory)
+        else:
+            # Checkpoints written before emerging groups existed: newcomers
+            # and the port history rebuild from the next runs.
+            logger.warning("no %s in %s: emerging groups start empty", EMERGING_STATE_FILE, directory)
         self._runs = runs
 
 

@@ -187,3 +187,16 @@ def test_later_wave_on_the_same_ports_is_a_repeat():
     _, second = groups.update(clustering, vectors, window_of(20, traffic))
     assert [group.members for group in second] == [tuple(sorted(wave))]
     assert second[0].repeat_of_run == 20
+
+
+def test_monitor_loads_checkpoint_without_emerging_state(tmp_path):
+    monitor = ClusterMonitor()
+    traffic = established_traffic(0)
+    clustering, vectors = one_cluster(sorted(traffic))
+    monitor.update(window_of(0, traffic), clustering.keys, vectors)
+    monitor.save(tmp_path)
+    (tmp_path / "emerging.json").unlink()
+    restored = ClusterMonitor()
+    restored.load(tmp_path)
+    assert not restored.emerging.is_newcomer(ESTABLISHED[0])
+    assert restored.tracker.known_ids() == monitor.tracker.known_ids()
