@@ -10,6 +10,7 @@ subpackages.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -20,14 +21,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Iterator, Sequence
 
+from kafka.errors import KafkaError
+
 from darkvec_stream.checkpoint import CheckpointStore
 from darkvec_stream.config import Settings
-from darkvec_stream.errors import InputError, StateError
+from darkvec_stream.errors import ConfigError, DarkvecError, InputError, StateError
 from darkvec_stream.ingest import get_decoder, read_file
 from darkvec_stream.ingest.record import Origin, Rejected
 from darkvec_stream.kafka import EmbeddedBroker
 from darkvec_stream.kafka.consumer import RecordConsumer
-from darkvec_stream.stages import build_consumer, build_security
+from darkvec_stream.stages import build_consumer, build_security, file_outputs
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import Health, MetricsServer, PipelineMetrics
 from darkvec_stream.pipeline import Pipeline, WindowResult
@@ -45,6 +48,7 @@ class RunSummary:
     records_accepted: int = 0
     records_rejected: int = 0
     windows: list[WindowResult] = field(default_factory=list)
+    records_late: int = 0
     checkpoints: int = 0
     restored_from: str | None = None
     stopped_by_signal: bool = False
@@ -120,24 +124,37 @@ class Daemon:
                 # window closes still cuts off the lines written meanwhile.
                 self._checkpoint(pipeline, {}, None)
             consumer = self._consumer(bootstrap)
-            with consumer:
-                consumer.seek_to(offsets)
-                processed = dict(offsets)
-                self._consume(consumer, pipeline, processed, exit_when_idle_s)
-                if flush_at_exit and not self.stop:
-                    self._record(pipeline.flush())
-                self._checkpoint(pipeline, processed, consumer)
+            try:
+                with consumer:
+                    consumer.seek_to(offsets)
+                    processed = dict(offsets)
+                    self._consume(consumer, pipeline, processed, exit_when_idle_s)
+                    if flush_at_exit and not self.stop:
+                        self._record(pipeline.flush())
+                    self._checkpoint(pipeline, processed, consumer)
+            except KafkaError as error:
+                raise DarkvecError(
+                    f"Kafka at {bootstrap} failed: {error}; check kafka.bootstrap_servers and that the "
+                    "broker is up (the last checkpoint is kept, and a restart resumes from it)"
+                ) from error
             pipeline.close()
+        if self.pipeline is not None:
+            self._note_late(self.pipeline)
         return self.summary
+
+    def _note_late(self, pipeline: Pipeline) -> None:
+        self.summary.records_late = pipeline.windower.late_records
 
     def run_files(self, paths: Sequence[str], *, fmt: str | None = None) -> RunSummary:
         """Feed files straight into the pipeline, then close every window and save the state."""
         fmt = fmt or self.settings.input.format
+        for path in paths:
+            if not Path(path).is_file():
+                raise InputError(f"input file {path} is not found or not a file")
+        self._refuse_earlier_results()
         with self.stop.installed(), self._metrics_server():
             pipeline, _ = self._open_pipeline(restore=False)
             for path in paths:
-                if not Path(path).exists():
-                    raise InputError(f"input file not found: {path}")
                 self._feed_file(pipeline, path, fmt)
                 if self.stop:
                     break
@@ -145,7 +162,20 @@ class Daemon:
                 self._record(pipeline.flush())
             self._checkpoint(pipeline, {}, None)
             pipeline.close()
+        self._note_late(pipeline)
         return self.summary
+
+    def _refuse_earlier_results(self) -> None:
+        # A backfill starts from an empty model, so appending to an earlier
+        # run's alert file would repeat its alerts.
+        checkpoints = self.output_dir / self.settings.checkpoint.directory
+        earlier = list(checkpoints.glob("ckpt-*")) if checkpoints.is_dir() else []
+        earlier += [path for path in file_outputs(self.settings, self.output_dir) if path.exists() and path.stat().st_size]
+        if earlier:
+            raise InputError(
+                f"output directory {self.output_dir} already holds the results of an earlier run "
+                f"({earlier[0]}); give another --output, or move the old results away"
+            )
 
     # -- sources -----------------------------------------------------------
 
@@ -176,6 +206,8 @@ class Daemon:
             for topic, partition, offset, value in messages:
                 with log_context(topic=topic, partition=partition, offset=offset):
                     records, rejects = decoder.decode_message(value, Origin(topic, partition, offset))
+                    records, future = pipeline.screen(records, (topic, partition, offset))
+                    rejects = rejects + future
                     self._count(len(records), rejects)
                     results = pipeline.add(records, rejects, (topic, partition, offset))
                 processed[(topic, partition)] = offset + 1
@@ -220,6 +252,8 @@ class Daemon:
         self._flush_batch(pipeline, batch, rejects)
 
     def _flush_batch(self, pipeline: Pipeline, batch: list, rejects: list[Rejected]) -> None:
+        batch, future = pipeline.screen(batch, None)
+        rejects = rejects + future
         self._count(len(batch), rejects)
         self._record(pipeline.add(batch, rejects, None))
 
@@ -232,7 +266,7 @@ class Daemon:
         pipeline: Pipeline | None = None
         if settings.checkpoint.enabled:
             self._store = CheckpointStore(self.output_dir / settings.checkpoint.directory, settings.checkpoint.keep)
-            latest = self._store.latest() if restore else None
+            latest = self._store.latest_or_none() if restore else None
             if latest is not None:
                 pipeline = Pipeline.restore(settings, latest.path, self.output_dir, self.metrics, self.dump_sentences)
                 offsets = {(topic, int(partition)): int(offset) for topic, partition, offset in latest.meta["offsets"]}
@@ -301,7 +335,15 @@ class Daemon:
         if not metrics.enabled:
             yield
             return
-        server = MetricsServer(self.metrics.registry, self.health, metrics.host, metrics.port).start()
+        try:
+            server = MetricsServer(self.metrics.registry, self.health, metrics.host, metrics.port).start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"metrics.port {metrics.port} on {metrics.host} is in use, perhaps by another "
+                    "darkvec-stream; set metrics.port to a free port, 0 for any, or metrics.enabled=false"
+                ) from None
+            raise ConfigError(f"metrics server cannot listen on {metrics.host}:{metrics.port}: {error.strerror}") from None
         try:
             yield
         finally:

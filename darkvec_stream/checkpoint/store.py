@@ -64,6 +64,23 @@ class CheckpointStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._key = self._load_or_create_key()
 
+    def latest_or_none(self) -> Checkpoint | None:
+        """Return the newest valid checkpoint, None when there are none, and raise when none is valid.
+
+        Checkpoints on disk that all fail verification mean the state cannot be
+        trusted (a lost key, a copied directory): starting from scratch would
+        replay the topic from the committed offsets with an empty model, so the
+        operator must decide.
+        """
+        latest = self.latest()
+        published = self._published()
+        if latest is None and published:
+            raise StateError(
+                f"none of the {len(published)} checkpoints in {self.directory} verifies (see the warnings "
+                "above); move them away to start from scratch, or restore the key file they were signed with"
+            )
+        return latest
+
     def write(self, fill: Callable[[Path], None], meta: Mapping[str, Any]) -> Checkpoint:
         """Create the next checkpoint: ``fill`` writes the stage files into a directory."""
         sequence = self._next_sequence()
@@ -111,6 +128,12 @@ class CheckpointStore:
             manifest = json.loads((path / MANIFEST).read_text())
         except (OSError, ValueError) as error:
             raise StateError(f"manifest missing or unreadable: {error}") from None
+        try:
+            return self._verify_manifest(path, manifest)
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise StateError(f"manifest is malformed: {error!r}") from None
+
+    def _verify_manifest(self, path: Path, manifest: dict[str, Any]) -> Checkpoint:
         if manifest.get("format_version") != FORMAT_VERSION:
             raise StateError(
                 f"format version {manifest.get('format_version')!r} is not {FORMAT_VERSION}; "
@@ -147,6 +170,11 @@ class CheckpointStore:
 
     def _load_or_create_key(self) -> bytes:
         key_path = self.directory / KEY_FILE
+        if not key_path.exists() and self._published():
+            raise StateError(
+                f"checkpoint key {key_path} is missing but {self.directory} holds checkpoints signed "
+                "with it; restore the key from a backup, or move the checkpoints away to start from scratch"
+            )
         if not key_path.exists():
             descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as handle:

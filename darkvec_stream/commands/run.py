@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
 def format_summary(summary: "RunSummary", output_dir: Path) -> str:
     lines = [
         f"records read {summary.records_read}, accepted {summary.records_accepted}, "
-        f"rejected {summary.records_rejected}",
+        f"rejected {summary.records_rejected}; of the accepted, {summary.records_late} arrived after the "
+        "watermark and went to the dead-letter output as late",
         f"windows closed {len(summary.windows)}, checkpoints written {summary.checkpoints}",
     ]
     if summary.restored_from:

@@ -9,6 +9,7 @@ and no error leaves a half-applied configuration behind.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from types import MappingProxyType
@@ -28,8 +29,13 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Iterable[str] = (),
+    check_components: bool = True,
 ) -> Settings:
     """Build validated settings from a YAML file, the environment and overrides.
+
+    With ``check_components`` (the default), every stage's settings are also
+    checked the way the stage will read them (decoder presets, port maps,
+    label source entries, alert outputs), still without any side effect.
 
     ``overrides`` are ``section.key=value`` strings, as given to ``--set``.
     Values from the environment and overrides are parsed as YAML scalars, so
@@ -46,7 +52,13 @@ def load_settings(
         for section, values in layer.items():
             _check_section(section, values, origin)
             merged.setdefault(section, {}).update(values)
-    return _build(merged)
+    settings = _build(merged)
+    if check_components:
+        # Imported here: the stage packages import this module.
+        from darkvec_stream.config.components import check_components as check
+
+        check(settings)
+    return settings
 
 
 def check_file(path: str | Path) -> Settings:
@@ -117,6 +129,10 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 f"for example {ENV_PREFIX}WINDOWS__WINDOW_S"
             )
         section, key = rest.lower().split("__", 1)
+        try:
+            _check_section(section, {key: raw}, "environment")
+        except ConfigError as error:
+            raise ConfigError(f"environment variable {name}: {str(error).partition(': ')[2]}") from None
         layer.setdefault(section, {})[key] = _parse_scalar(raw, name)
     return layer
 
@@ -134,11 +150,25 @@ def _from_overrides(overrides: Iterable[str]) -> dict[str, dict[str, Any]]:
     return layer
 
 
+class RawValue(str):
+    """A setting given as text (environment or ``--set``), not yet typed.
+
+    String settings take the text as it is, so a password such as ``0777`` or
+    ``#secret`` is never turned into a number or a comment. Other settings
+    parse it as YAML, so ``true``, ``42`` and ``[a, b]`` get their types.
+    """
+
+
 def _parse_scalar(raw: str, where: str) -> Any:
+    return RawValue(raw)
+
+
+def _parse_raw(path: str, value: RawValue, secret: bool) -> Any:
     try:
-        return yaml.safe_load(raw) if raw.strip() else ""
+        return yaml.safe_load(str(value)) if value.strip() else ""
     except yaml.YAMLError:
-        raise ConfigError(f"{where}: value {raw!r} is not a valid YAML scalar") from None
+        shown = MASK if secret else repr(str(value))
+        raise ConfigError(f"{path}: value {shown} is not valid YAML") from None
 
 
 def _section_types() -> dict[str, type]:
@@ -180,15 +210,26 @@ def _validate(section: str, key_field: dataclasses.Field, value: Any) -> Any:
     path = f"{section}.{key_field.name}"
     default = key_field.default if key_field.default is not dataclasses.MISSING else key_field.default_factory()  # type: ignore[misc]
     meta = key_field.metadata
-    value = _coerce(path, default, value, meta)
+    secret = bool(meta.get("secret"))
+    if isinstance(value, RawValue):
+        value = str(value) if isinstance(default, str) else _parse_raw(path, value, secret)
+    try:
+        value = _coerce(path, default, value, meta)
+    except ConfigError as error:
+        if secret:
+            raise ConfigError(f"{path}: the value (masked) must be a string") from None
+        raise error
+    shown = MASK if secret else repr(value)
     if meta.get("choices") is not None and value not in meta["choices"]:
         allowed = ", ".join(repr(choice) for choice in meta["choices"])
-        raise ConfigError(f"{path}: value {value!r} is not allowed; allowed: {allowed}")
+        raise ConfigError(f"{path}: value {shown} is not allowed; allowed: {allowed}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: value {shown} must be a finite number")
     unit = f" {meta['unit']}" if meta.get("unit") else ""
     if meta.get("minimum") is not None and value < meta["minimum"]:
-        raise ConfigError(f"{path}: value {value!r} is below the minimum {meta['minimum']}{unit}")
+        raise ConfigError(f"{path}: value {shown} is below the minimum {meta['minimum']}{unit}")
     if meta.get("maximum") is not None and value > meta["maximum"]:
-        raise ConfigError(f"{path}: value {value!r} is above the maximum {meta['maximum']}{unit}")
+        raise ConfigError(f"{path}: value {shown} is above the maximum {meta['maximum']}{unit}")
     return value
 
 

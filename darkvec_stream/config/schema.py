@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from darkvec_stream.windows.services import DEFAULT_DOMAIN_SERVICES
+
 
 def setting(
     default: Any,
@@ -156,6 +158,13 @@ class WindowSettings:
         unit="s",
         minimum=0,
     )
+    max_future_s: int = setting(
+        86400,
+        "Records dated more than this after the wall clock are rejected as bad_timestamp, because "
+        "one of them would move the watermark and make every later record late",
+        unit="s",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -174,9 +183,11 @@ class ServiceSettings:
         unit="s", minimum=1,
     )
     domain_map: dict[str, list[str]] = setting(
-        {},
-        "Service name to port list ('tcp/23', 'udp/53', 'tcp/8000-8100'); empty uses the "
-        "built-in map documented in docs/windows.md",
+        DEFAULT_DOMAIN_SERVICES,
+        "Service name to destination ports for domain and hybrid mode: PORT or LOW-HIGH, with /tcp or "
+        "/udp (a bare port means both). Ports no service lists fall into catch-alls for system "
+        "(0-1023), user (1024-49151) and ephemeral (49152-65535) ports per protocol, and ICMP has "
+        "its own service; see docs/windows.md",
     )
 
 

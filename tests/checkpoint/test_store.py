@@ -70,3 +70,29 @@ def test_key_file_is_private(tmp_path):
     CheckpointStore(tmp_path)
     mode = (tmp_path / ".checkpoint-key").stat().st_mode & 0o777
     assert mode == 0o600
+
+
+def test_malformed_manifest_falls_back(tmp_path):
+    store = CheckpointStore(tmp_path, keep=3)
+    store.write(_fill(1), {"window": 1})
+    newest = store.write(_fill(2), {"window": 2})
+    manifest = json.loads((newest.path / "manifest.json").read_text())
+    del manifest["files"]
+    (newest.path / "manifest.json").write_text(json.dumps(manifest))
+    assert store.latest().meta["window"] == 1
+
+
+def test_lost_key_with_checkpoints_refuses(tmp_path):
+    CheckpointStore(tmp_path).write(_fill(1), {"window": 1})
+    (tmp_path / ".checkpoint-key").unlink()
+    with pytest.raises(StateError, match="key .* is missing"):
+        CheckpointStore(tmp_path)
+
+
+def test_no_valid_checkpoint_refuses(tmp_path):
+    store = CheckpointStore(tmp_path)
+    only = store.write(_fill(1), {"window": 1})
+    (only.path / "state.json").write_text("tampered")
+    assert store.latest() is None
+    with pytest.raises(StateError, match="none of the 1 checkpoints"):
+        store.latest_or_none()

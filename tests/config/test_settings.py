@@ -84,3 +84,47 @@ def test_secrets_are_masked():
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         check_file(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("password", ["0777", "12:30", "0x1F", "#hunter2", "null", "@x", '"quoted"'])
+def test_string_secrets_taken_verbatim(password):
+    settings = load_settings(environ={"DARKVEC_STREAM_KAFKA__SASL_PLAIN_PASSWORD": password})
+    assert settings.kafka.sasl_plain_password == password
+
+
+def test_secret_never_in_error_message(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("kafka: {sasl_plain_password: [hunter2-secret]}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert "hunter2-secret" not in str(error.value)
+    assert "kafka.sasl_plain_password" in str(error.value)
+
+
+def test_environment_error_names_variable():
+    with pytest.raises(ConfigError, match="environment variable DARKVEC_STREAM_FOO__BAR: unknown section 'foo'"):
+        load_settings(environ={"DARKVEC_STREAM_FOO__BAR": "1"})
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("input.decoder_options={preset: nope}", "input.decoder_options: unknown option preset"),
+        ("labels.sources=[{path: /nonexistent/list.txt}]", "labels.sources: entry 0: path"),
+        ("services.domain_map={telnet: [99999/tcp]}", "services.domain_map: invalid port range"),
+        ("services.domain_map={telnet: [tcp/23]}", "services.domain_map: invalid port spec"),
+        ("alerts.outputs=[{type: carrier-pigeon}]", "alerts.outputs[0]: type 'carrier-pigeon' is invalid"),
+        ("alerts.outputs=[{type: file, format: xml}]", "alerts.outputs[0]: format 'xml' is invalid"),
+        ("alerts.outputs=[{type: file, colour: red}]", "unknown keys ['colour'] for a file output"),
+        ("alerts.outputs=[{type: file, path: ../escape.jsonl}]", "must be relative to output.directory"),
+        ("alerts.rate_limits={bogus: 3}", "alerts.rate_limits: unknown alert type 'bogus'"),
+        ("alerts.rate_limits={new_cluster: -1}", "must be a positive number"),
+        ("deadletter.path=/tmp/dead.jsonl", "deadletter.path: path '/tmp/dead.jsonl' must be relative"),
+        ("knn.min_similarity=.nan", "knn.min_similarity: value nan must be a finite number"),
+        ("embedding.max_sentence_words=20", "embedding: max_sentence_words=20"),
+    ],
+)
+def test_stage_settings_checked_before_start(override, fragment):
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={}, overrides=[override])
+    assert fragment in str(error.value)
