@@ -12,20 +12,27 @@ from __future__ import annotations
 import gc
 import gzip
 import logging
+import zlib
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, NamedTuple
 
-from darkvec_stream.errors import InputError
-from darkvec_stream.ingest.errors import MALFORMED, RecordError
+from darkvec_stream.errors import ConfigError, InputError
+from darkvec_stream.ingest.errors import LINE_TOO_LONG, MALFORMED, TRUNCATED, RecordError
 from darkvec_stream.ingest.record import Origin, Record, Rejected
 
 logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+# What a cut or corrupt gzip stream raises while it is being read.
+GZIP_DAMAGE = (EOFError, zlib.error, gzip.BadGzipFile)
 BLOCK_BYTES = 1 << 20
+# The longest line a text decoder reads, in bytes. Real records are a few
+# hundred bytes, so this bounds memory for a broken or hostile input
+# without rejecting any genuine record.
+MAX_LINE_BYTES = 64 * 1024
 
 Batch = tuple[list[Record], list[Rejected]]
 
@@ -67,6 +74,27 @@ class Decoder(ABC):
                 yield from records
 
 
+def concat_batches(batches: Iterable[OrderedBatch]) -> OrderedBatch:
+    """Join ordered batches into one, shifting each reject position."""
+    records: list[Record] = []
+    rejects: list[Rejected] = []
+    positions: list[int] = []
+    for batch_records, batch_rejects, batch_positions in batches:
+        positions.extend(position + len(records) for position in batch_positions)
+        records.extend(batch_records)
+        rejects.extend(batch_rejects)
+    return records, rejects, positions
+
+
+def check_max_line_bytes(max_line_bytes: int) -> int:
+    """Return ``max_line_bytes`` when it is a usable line cap, else raise ``ConfigError``."""
+    if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, int) or max_line_bytes < 1:
+        raise ConfigError(
+            f"decoder option max_line_bytes must be a positive integer number of bytes, got {max_line_bytes!r}"
+        )
+    return max_line_bytes
+
+
 def merge_in_order(
     records: list[Record], rejects: list[Rejected], positions: list[int]
 ) -> Iterator[Record | Rejected]:
@@ -88,6 +116,7 @@ class TextDecoder(Decoder):
     """
 
     has_header = False
+    max_line_bytes = MAX_LINE_BYTES
 
     @abstractmethod
     def decode_line(self, line: str) -> Record:
@@ -129,7 +158,13 @@ class TextDecoder(Decoder):
     def decode_payload(self, payload: bytes, origin: Origin) -> OrderedBatch:
         if payload.startswith(UTF8_BOM):
             payload = payload[len(UTF8_BOM):]
-        return self.decode_block(payload, origin, 1)
+        if len(payload) <= self.max_line_bytes:
+            return self.decode_block(payload, origin, 1)
+        # A large message may contain an over-long line: cut it as a file is
+        # cut, so no line longer than the cap is ever decoded to text.
+        splitter = LineSplitter(self.max_line_bytes)
+        blocks = [*splitter.feed(payload), *splitter.finish()]
+        return concat_batches(self._decode_line_blocks(blocks, origin, 1))
 
     def decode_block(self, block: bytes, origin: Origin, first_line: int) -> OrderedBatch:
         """Decode a block of whole lines, falling back per line on bad UTF-8."""
@@ -162,24 +197,46 @@ class TextDecoder(Decoder):
 
     def read_ordered(self, path: Path) -> Iterator[OrderedBatch]:
         decoder: TextDecoder = self
-        origin = Origin(source=str(path))
         first_line = 1
         header_pending = self.has_header
-        for block, block_lines in iter_line_blocks(path):
-            while header_pending and block_lines > 0:
-                line, _, rest = block.partition(b"\n")
-                if line.strip():
-                    header_pending = False
-                    bound = self._bind_header_bytes(line, path)
-                    if bound is None:
-                        break
-                    decoder = bound
-                first_line += 1
-                block_lines -= 1
-                block = rest
-            if block_lines > 0:
-                yield decoder.decode_block(block, origin, first_line)
-                first_line += block_lines
+        blocks = iter_line_blocks(path, max_line_bytes=self.max_line_bytes)
+        for block in blocks:
+            if header_pending and block.problem is None:
+                header_pending, block, decoder, first_line = self._take_header(block, path, first_line)
+            elif header_pending and block.problem[0] == LINE_TOO_LONG:
+                raise InputError(f"{path}: the header line is too long; {block.problem[1]}")
+            if block.lines > 0:
+                yield from decoder._decode_line_blocks([block], Origin(source=str(path)), first_line)
+                first_line += block.lines
+
+    def _take_header(
+        self, block: LineBlock, path: Path, first_line: int
+    ) -> tuple[bool, LineBlock, TextDecoder, int]:
+        """Bind the first non-blank line of ``block`` as the file's header.
+
+        Returns whether the header is still pending, the rest of the block,
+        the decoder for the data lines and the number of the next line.
+        """
+        data, lines = block.data, block.lines
+        while lines > 0:
+            line, _, rest = data.partition(b"\n")
+            if line.strip():
+                bound = self._bind_header_bytes(line, path)
+                if bound is None:
+                    # The first line is data, so it stays in the block.
+                    return False, LineBlock(data, lines), self, first_line
+                return False, LineBlock(rest, lines - 1), bound, first_line + 1
+            data, lines, first_line = rest, lines - 1, first_line + 1
+        return True, LineBlock(b"", 0), self, first_line
+
+    def _decode_line_blocks(self, blocks: Iterable[LineBlock], origin: Origin, first_line: int) -> Iterator[OrderedBatch]:
+        for block in blocks:
+            if block.problem is None:
+                yield self.decode_block(block.data, origin, first_line)
+            else:
+                reason, detail = block.problem
+                yield [], [Rejected(reason, detail, block.data, origin._replace(line=first_line))], [0]
+            first_line += block.lines
 
     def _bind_header_bytes(self, header: bytes, path: Path) -> TextDecoder | None:
         try:
@@ -228,26 +285,164 @@ def open_binary(path: Path) -> BinaryIO:
     return handle
 
 
-def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, int]]:
-    """Yield blocks of whole lines and the number of lines each one spans.
+class LineBlock(NamedTuple):
+    """Whole lines read from a file, or one line that is rejected as a whole.
+
+    ``data`` contains ``lines`` lines joined by ``\\n``, without the final
+    line end. When ``problem`` is set, ``data`` is a sample of one rejected
+    line and ``problem`` contains its reject reason and detail.
+    """
+
+    data: bytes
+    lines: int
+    problem: tuple[str, str] | None = None
+
+
+class LineSplitter:
+    """Cut a byte stream into blocks of whole lines, rejecting over-long lines.
+
+    Memory stays bounded by the chunk size plus ``max_line_bytes``: a line
+    longer than that is skipped as it streams past, and only its first
+    ``max_line_bytes`` bytes are kept as a sample for the dead letter.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes)
+        self.lines_out = 0
+        self._carry = b""
+        self._long_sample: bytes | None = None
+        self._long_bytes = 0
+
+    def feed(self, chunk: bytes) -> Iterator[LineBlock]:
+        """Yield the complete lines that ``chunk`` ends, keeping the unfinished tail."""
+        if self._long_sample is not None:
+            line_end = chunk.find(b"\n")
+            if line_end < 0:
+                self._long_bytes += len(chunk)
+                return
+            self._long_bytes += line_end
+            yield self._take_long_line()
+            chunk = chunk[line_end + 1:]
+        yield from self._split(self._carry + chunk)
+
+    def finish(self) -> Iterator[LineBlock]:
+        """Yield the last line when the stream ends without a line end."""
+        if self._long_sample is not None:
+            yield self._take_long_line()
+        elif self._carry:
+            carry, self._carry = self._carry, b""
+            yield self._count(LineBlock(carry, 1))
+
+    def take_partial_line(self) -> bytes:
+        """Remove and return the unfinished line (a sample of it when over-long)."""
+        if self._long_sample is not None:
+            partial, self._long_sample = self._long_sample, None
+        else:
+            partial, self._carry = self._carry, b""
+        return partial
+
+    def _split(self, data: bytes) -> Iterator[LineBlock]:
+        # Each step looks for the last line end within max_line_bytes + 1
+        # bytes of the current line start: the lines before it are all short
+        # enough, so a 1 MiB chunk needs a handful of rfind calls, not one
+        # call per line.
+        window_bytes = self.max_line_bytes + 1
+        block_start = position = 0
+        while True:
+            window_end = position + window_bytes
+            if window_end > len(data):
+                last_end = data.rfind(b"\n", position)
+                if last_end >= 0:
+                    position = last_end + 1
+                break
+            last_end = data.rfind(b"\n", position, window_end)
+            if last_end >= 0:
+                position = last_end + 1
+                continue
+            if position > block_start:
+                yield self._whole_lines(data[block_start:position - 1])
+            line_end = data.find(b"\n", window_end)
+            self._long_sample = data[position:position + self.max_line_bytes]
+            if line_end < 0:
+                self._long_bytes = len(data) - position
+                self._carry = b""
+                return
+            self._long_bytes = line_end - position
+            yield self._take_long_line()
+            block_start = position = line_end + 1
+        if position > block_start:
+            yield self._whole_lines(data[block_start:position - 1])
+        self._carry = data[position:]
+
+    def _whole_lines(self, block: bytes) -> LineBlock:
+        return self._count(LineBlock(block, block.count(b"\n") + 1))
+
+    def _take_long_line(self) -> LineBlock:
+        sample = self._long_sample or b""
+        detail = (f"line of {self._long_bytes} bytes is longer than the maximum of "
+                  f"{self.max_line_bytes} bytes (decoder option max_line_bytes)")
+        self._long_sample, self._long_bytes = None, 0
+        return self._count(LineBlock(sample, 1, (LINE_TOO_LONG, detail)))
+
+    def _count(self, block: LineBlock) -> LineBlock:
+        self.lines_out += block.lines
+        return block
+
+
+def iter_line_blocks(
+    path: Path, block_bytes: int = BLOCK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[LineBlock]:
+    """Yield blocks of whole lines, each over-long line as its own rejected block.
 
     A UTF-8 byte order mark at the start of the file is removed. A final
-    line without a line end is included.
+    line without a line end is included. A gzip stream that is cut short or
+    corrupt ends the file with one ``truncated`` block for the unfinished
+    line, after every whole line read before the damage.
     """
+    splitter = LineSplitter(max_line_bytes)
     with open_binary(path) as handle:
-        carry = handle.read(len(UTF8_BOM))
-        if carry == UTF8_BOM:
-            carry = b""
-        while True:
-            chunk = handle.read(block_bytes)
-            if not chunk:
-                break
-            chunk = carry + chunk
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                carry = chunk
-                continue
-            block, carry = chunk[:cut], chunk[cut + 1:]
-            yield block, block.count(b"\n") + 1
-        if carry:
-            yield carry, carry.count(b"\n") + 1
+        try:
+            start = handle.read(len(UTF8_BOM))
+            if start != UTF8_BOM:
+                yield from splitter.feed(start)
+            for chunk in _read_chunks(handle, block_bytes):
+                yield from splitter.feed(chunk)
+        except GZIP_DAMAGE as error:
+            yield _damaged_gzip_block(path, splitter, error)
+            return
+    yield from splitter.finish()
+
+
+def _read_chunks(handle: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+    """Yield chunks of about ``block_bytes``, then re-raise a gzip failure.
+
+    ``GzipFile.read(n)`` drops everything it decompressed when the stream
+    breaks, so the chunk is built from ``read1`` pieces and what was
+    decompressed before the damage is still yielded.
+    """
+    while True:
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            while size < block_bytes:
+                piece = handle.read1(block_bytes - size)  # type: ignore[attr-defined]
+                if not piece:
+                    break
+                pieces.append(piece)
+                size += len(piece)
+        except GZIP_DAMAGE:
+            yield b"".join(pieces)
+            raise
+        if not pieces:
+            return
+        yield b"".join(pieces)
+
+
+def _damaged_gzip_block(path: Path, splitter: LineSplitter, error: Exception) -> LineBlock:
+    partial = splitter.take_partial_line()
+    detail = (f"gzip stream is truncated or corrupt after {splitter.lines_out} lines "
+              f"({type(error).__name__}: {error}); the rest of the file was not read")
+    # Logged, not raised: the lines read before the damage still count, and
+    # this reject keeps accepted + rejected equal to the lines read.
+    logger.warning("%s: %s", path, detail)
+    return LineBlock(partial, 1, (TRUNCATED, detail))

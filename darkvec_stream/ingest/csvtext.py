@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from darkvec_stream.errors import ConfigError, InputError
-from darkvec_stream.ingest.base import TextDecoder
+from darkvec_stream.ingest.base import MAX_LINE_BYTES, TextDecoder, check_max_line_bytes
 from darkvec_stream.ingest.errors import MALFORMED, RecordError
 from darkvec_stream.ingest.fieldmap import (
     FIELD_POSITIONS,
@@ -94,8 +94,10 @@ class CsvDecoder(TextDecoder):
         allow_tokens: bool = False,
         address_cache_entries: int = 262_144,
         require_all_columns: bool = True,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         layout = _layout_from(preset, columns, converters, fieldnames)
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         if len(delimiter) != 1:
             raise ConfigError(f"csv delimiter must be one character, got {delimiter!r}")
         self.has_header = header
@@ -211,13 +213,17 @@ class DarkvecCsvDecoder(CsvDecoder):
 
     format = "darkvec-csv"
 
-    def __init__(self, *, allow_tokens: bool = True, address_cache_entries: int = 262_144) -> None:
+    def __init__(
+        self, *, allow_tokens: bool = True, address_cache_entries: int = 262_144,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
         super().__init__(
             columns=DARKVEC_LAYOUT.columns,
             converters=DARKVEC_LAYOUT.converters,
             fieldnames=DARKVEC_LAYOUT.fieldnames,
             allow_tokens=allow_tokens,
             address_cache_entries=address_cache_entries,
+            max_line_bytes=max_line_bytes,
             require_all_columns=False,
         )
 

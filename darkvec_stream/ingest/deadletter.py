@@ -24,6 +24,10 @@ from darkvec_stream.ingest.record import Origin, Rejected
 
 logger = logging.getLogger(__name__)
 
+# The most raw bytes a dead-letter entry keeps: enough to see what a record
+# looked like, while one huge broken record cannot fill the disk.
+RAW_MAX_BYTES = 4096
+
 
 class DeadLetterSink(Protocol):
     """Where rejected records go; ``put`` never raises for a sink failure."""
@@ -67,12 +71,13 @@ def rejected_to_json(rejected: Rejected) -> dict[str, Any]:
     """Return the JSON object written for a reject.
 
     ``raw`` is the text when it is valid UTF-8 and base64 otherwise, with
-    ``raw_encoding`` saying which.
+    ``raw_encoding`` saying which. Only the first ``RAW_MAX_BYTES`` bytes
+    are kept: ``raw_bytes`` is the length of the whole raw value and
+    ``raw_truncated`` says whether it was cut.
     """
-    try:
-        raw, encoding = rejected.raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        raw, encoding = base64.b64encode(rejected.raw).decode("ascii"), "base64"
+    raw_bytes = len(rejected.raw)
+    kept = rejected.raw[:RAW_MAX_BYTES]
+    raw, encoding = _raw_text(kept, cut=raw_bytes > RAW_MAX_BYTES)
     origin = rejected.origin
     return {
         "reason": rejected.reason,
@@ -83,7 +88,20 @@ def rejected_to_json(rejected: Rejected) -> dict[str, Any]:
         "line": origin.line,
         "raw": raw,
         "raw_encoding": encoding,
+        "raw_bytes": raw_bytes,
+        "raw_truncated": raw_bytes > RAW_MAX_BYTES,
     }
+
+
+def _raw_text(raw: bytes, cut: bool) -> tuple[str, str]:
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as error:
+        # The cut may split the last character; drop its first bytes rather
+        # than turning a readable line into base64.
+        if cut and error.reason == "unexpected end of data":
+            return raw[:error.start].decode("utf-8"), "utf-8"
+        return base64.b64encode(raw).decode("ascii"), "base64"
 
 
 def rejected_from_json(document: dict[str, Any]) -> Rejected:

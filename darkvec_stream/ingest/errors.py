@@ -14,6 +14,7 @@ BAD_ADDRESS = "bad_address"
 BAD_PORT = "bad_port"
 BAD_FIELD = "bad_field"
 TRUNCATED = "truncated"
+LINE_TOO_LONG = "line_too_long"
 UNSUPPORTED_LINK = "unsupported_link"
 NOT_IP = "not_ip"
 EMPTY = "empty"
@@ -26,6 +27,7 @@ REASONS = (
     BAD_PORT,
     BAD_FIELD,
     TRUNCATED,
+    LINE_TOO_LONG,
     UNSUPPORTED_LINK,
     NOT_IP,
     EMPTY,

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import orjson
 
 from darkvec_stream.errors import ConfigError
-from darkvec_stream.ingest.base import TextDecoder
+from darkvec_stream.ingest.base import MAX_LINE_BYTES, TextDecoder, check_max_line_bytes
 from darkvec_stream.ingest.errors import MALFORMED, RecordError
 from darkvec_stream.ingest.fieldmap import (
     FIELD_POSITIONS,
@@ -94,7 +94,9 @@ class JsonlDecoder(TextDecoder):
         converters: Mapping[str, str] | None = None,
         allow_tokens: bool = False,
         address_cache_entries: int = 262_144,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         if preset is not None and preset not in PRESETS:
             raise ConfigError(f"unknown jsonl preset {preset!r}; allowed: {', '.join(sorted(PRESETS))}")
         base = PRESETS[preset] if preset is not None else JsonLayout(paths={}, converters={})

@@ -10,12 +10,13 @@ A Kafka message for this format contains a whole capture (header included).
 from __future__ import annotations
 
 import io
+import logging
 import struct
 from pathlib import Path
 from typing import BinaryIO, Iterator, NamedTuple
 
 from darkvec_stream.errors import InputError
-from darkvec_stream.ingest.base import Decoder, OrderedBatch, open_binary
+from darkvec_stream.ingest.base import GZIP_DAMAGE, Decoder, OrderedBatch, open_binary
 from darkvec_stream.ingest.errors import BAD_TIMESTAMP, MALFORMED, TRUNCATED, RecordError
 from darkvec_stream.ingest.packets import decode_frame
 from darkvec_stream.ingest.record import Origin, Record, Rejected
@@ -41,6 +42,16 @@ _OPTION_END = 0
 _OPTION_TSRESOL = 9
 _OPTION_TSOFFSET = 14
 _BATCH_PACKETS = 4096
+# No link type carries frames anywhere near this size (tcpdump and Wireshark
+# use 262144 as the largest snap length), so a larger captured length means
+# a corrupt record header rather than a big packet.
+MAX_CAPTURED_BYTES = 256 * 1024
+# pcapng blocks that are not packets (name resolution, statistics, section
+# headers) may carry long option lists, but not megabytes of them.
+MAX_PCAPNG_BLOCK_BYTES = 16 * 1024 * 1024
+_PCAPNG_PACKET_OVERHEAD_BYTES = 64 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 class Packet(NamedTuple):
@@ -83,7 +94,7 @@ class PcapDecoder(Decoder):
     def read_ordered(self, path: Path) -> Iterator[OrderedBatch]:
         origin = Origin(source=str(path))
         with open_binary(path) as handle:
-            packets = iter_packets(handle, str(path))
+            packets = _stop_at_damaged_gzip(iter_packets(handle, str(path)), str(path))
             yield from self._batches(packets, origin)
 
     def decode_payload(self, payload: bytes, origin: Origin) -> OrderedBatch:
@@ -120,6 +131,20 @@ class PcapDecoder(Decoder):
         return records, rejects, positions
 
 
+def _stop_at_damaged_gzip(packets: Iterator[Packet], name: str) -> Iterator[Packet]:
+    """End the packets with one ``truncated`` reject when the gzip stream breaks."""
+    number = 0
+    try:
+        for packet in packets:
+            number = packet.number
+            yield packet
+    except GZIP_DAMAGE as error:
+        detail = (f"gzip stream is truncated or corrupt after {number} packets "
+                  f"({type(error).__name__}: {error}); the rest of the file was not read")
+        logger.warning("%s: %s", name, detail)
+        yield Packet(number + 1, 0, 0, b"", (TRUNCATED, detail))
+
+
 def iter_packets(handle: BinaryIO, name: str) -> Iterator[Packet]:
     """Yield the packets of a pcap or pcapng stream in file order."""
     magic = handle.read(4)
@@ -141,7 +166,8 @@ def _iter_pcap(handle: BinaryIO, magic: bytes, name: str) -> Iterator[Packet]:
     header = handle.read(20)
     if len(header) < 20:
         raise InputError(f"{name}: pcap file header is cut short ({4 + len(header)} of 24 bytes)")
-    link_type = struct.unpack(order + "I", header[16:20])[0] & 0xFFFF
+    snap_length, link_type = struct.unpack(order + "II", header[12:20])
+    link_type &= 0xFFFF
     record_header = struct.Struct(order + "IIII")
     number = 0
     while True:
@@ -153,12 +179,29 @@ def _iter_pcap(handle: BinaryIO, magic: bytes, name: str) -> Iterator[Packet]:
             yield Packet(number, 0, link_type, raw_header, (TRUNCATED, "file ends inside a packet header"))
             return
         seconds, fraction, captured_length, _ = record_header.unpack(raw_header)
+        if captured_length > MAX_CAPTURED_BYTES:
+            yield _unreadable_record(number, link_type, raw_header, captured_length, name)
+            return
         frame = handle.read(captured_length)
         if len(frame) < captured_length:
             detail = f"file ends inside the packet ({len(frame)} of {captured_length} bytes)"
             yield Packet(number, 0, link_type, frame, (TRUNCATED, detail))
             return
+        if 0 < snap_length < captured_length:
+            # The length is plausible and the bytes were there, so the next
+            # record header is where this one says: keep reading.
+            detail = f"captured length {captured_length} bytes exceeds the file's snap length {snap_length}"
+            yield Packet(number, 0, link_type, frame, (MALFORMED, detail))
+            continue
         yield Packet(number, seconds * 10**9 + fraction * ns_per_unit, link_type, frame)
+
+
+def _unreadable_record(number: int, link_type: int, raw_header: bytes, captured_length: int, name: str) -> Packet:
+    """Reject a record header whose length cannot be true; the file cannot be read past it."""
+    detail = (f"captured length {captured_length} bytes exceeds the maximum of {MAX_CAPTURED_BYTES}; "
+              "the record header is corrupt and the rest of the file was not read")
+    logger.warning("%s: packet %d: %s", name, number, detail)
+    return Packet(number, 0, link_type, raw_header, (MALFORMED, detail))
 
 
 def _iter_pcapng(handle: BinaryIO, magic: bytes, name: str) -> Iterator[Packet]:
@@ -177,10 +220,17 @@ def _iter_pcapng(handle: BinaryIO, magic: bytes, name: str) -> Iterator[Packet]:
             order = _section_byte_order(handle, name)
             interfaces = []
             total_length = struct.unpack(order + "I", start[4:8])[0]
+            if total_length > MAX_PCAPNG_BLOCK_BYTES:
+                raise InputError(f"{name}: pcapng section header of {total_length} bytes is corrupt "
+                                 f"(at most {MAX_PCAPNG_BLOCK_BYTES} expected)")
             # The rest of the section header (version, options) is not needed.
             handle.read(total_length - 12)
             continue
         block_type, total_length = struct.unpack(order + "II", start)
+        if total_length > _max_block_bytes(block_type):
+            number += 1
+            yield _unreadable_block(number, block_type, total_length, name)
+            return
         body = handle.read(total_length - 8)
         if total_length < 12 or len(body) < total_length - 8:
             number += 1
@@ -192,6 +242,20 @@ def _iter_pcapng(handle: BinaryIO, magic: bytes, name: str) -> Iterator[Packet]:
         elif block_type in (_BLOCK_ENHANCED_PACKET, _BLOCK_PACKET_OBSOLETE, _BLOCK_SIMPLE_PACKET):
             number += 1
             yield _packet_from_block(block_type, body, order, interfaces, number)
+
+
+def _max_block_bytes(block_type: int) -> int:
+    if block_type in (_BLOCK_ENHANCED_PACKET, _BLOCK_PACKET_OBSOLETE, _BLOCK_SIMPLE_PACKET):
+        return MAX_CAPTURED_BYTES + _PCAPNG_PACKET_OVERHEAD_BYTES
+    return MAX_PCAPNG_BLOCK_BYTES
+
+
+def _unreadable_block(number: int, block_type: int, total_length: int, name: str) -> Packet:
+    """Reject a block whose length cannot be true; the file cannot be read past it."""
+    detail = (f"pcapng block of type {block_type} claims {total_length} bytes, more than the maximum of "
+              f"{_max_block_bytes(block_type)}; the block header is corrupt and the rest of the file was not read")
+    logger.warning("%s: packet %d: %s", name, number, detail)
+    return Packet(number, 0, 0, b"", (MALFORMED, detail))
 
 
 def _section_byte_order(handle: BinaryIO, name: str) -> str:

@@ -15,7 +15,7 @@ from typing import Iterable
 
 from darkvec_stream.ingest import columnar
 from darkvec_stream.ingest.address import AddressCache
-from darkvec_stream.ingest.base import OrderedBatch, TextDecoder, make_rejected
+from darkvec_stream.ingest.base import MAX_LINE_BYTES, OrderedBatch, TextDecoder, check_max_line_bytes, make_rejected
 from darkvec_stream.ingest.errors import (
     BAD_ADDRESS,
     BAD_FIELD,
@@ -108,7 +108,9 @@ class WireDecoder(TextDecoder):
         address_cache_entries: int = 262_144,
         columnar: bool = True,
         columnar_min_bytes: int = 65_536,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self.allow_tokens = allow_tokens
         self.columnar = columnar
         self.columnar_min_bytes = columnar_min_bytes

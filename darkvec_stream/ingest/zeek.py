@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from darkvec_stream.errors import InputError
-from darkvec_stream.ingest.base import OrderedBatch, TextDecoder
+from darkvec_stream.ingest.base import MAX_LINE_BYTES, OrderedBatch, TextDecoder, check_max_line_bytes
 from darkvec_stream.ingest.errors import MALFORMED, RecordError
 from darkvec_stream.ingest.csvtext import PlanEntry
 from darkvec_stream.ingest.fieldmap import FIELD_POSITIONS, Converter, build_converters, build_record, empty_values
@@ -49,7 +49,11 @@ class ZeekConnDecoder(TextDecoder):
 
     format = "zeek-conn"
 
-    def __init__(self, *, allow_tokens: bool = False, address_cache_entries: int = 262_144) -> None:
+    def __init__(
+        self, *, allow_tokens: bool = False, address_cache_entries: int = 262_144,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self._converters: dict[str, Converter] = build_converters(
             {"ts_ns": "auto"}, list(COLUMNS),
             allow_tokens=allow_tokens, address_cache_entries=address_cache_entries,
