@@ -10,6 +10,7 @@ module reads only conn.log columns; other Zeek logs are out of scope.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +34,7 @@ COLUMNS = {
     "dst_port": "id.resp_p", "proto": "proto", "packets": "orig_pkts", "length": "orig_ip_bytes",
 }
 _REQUIRED_COLUMNS = ("ts", "id.orig_h")
+logger = logging.getLogger(__name__)
 _ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
 
 
@@ -59,6 +61,7 @@ class ZeekConnDecoder(TextDecoder):
             allow_tokens=allow_tokens, address_cache_entries=address_cache_entries,
         )
         self._file_path: Path | None = None
+        self._headers_seen = 0
         self._reset_header()
 
     def _reset_header(self) -> None:
@@ -87,6 +90,7 @@ class ZeekConnDecoder(TextDecoder):
         # shared decoder that other messages use.
         fresh = copy.copy(self)
         fresh._file_path = path
+        fresh._headers_seen = 0
         fresh._reset_header()
         return fresh
 
@@ -114,13 +118,20 @@ class ZeekConnDecoder(TextDecoder):
         return True
 
     def _set_fields(self, names: tuple[str, ...]) -> None:
+        # Concatenated logs repeat the header block, so a later #fields
+        # line replaces the column map for the lines that follow it.
         self.closed = False
+        self._headers_seen += 1
         try:
             self._plan, self._width = self._make_plan(names)
         except InputError as error:
-            if self._file_path is not None:
+            if self._file_path is not None and self._headers_seen == 1:
                 raise InputError(f"{self._file_path}: {error}") from None
-            # In a message, a bad header costs the lines that follow it.
+            # A bad header later in a file, or in a message, costs the
+            # lines that follow it, not the lines already read.
+            if self._file_path is not None:
+                logger.warning("%s: %s; data lines are rejected until the next usable #fields line",
+                               self._file_path, error)
             self._plan, self._width = [], 0
 
     def decode_line(self, line: str) -> Record:

@@ -61,3 +61,29 @@ def test_fields_without_ts_raise_for_file(tmp_path: Path) -> None:
     path.write_text("#fields\tuid\tid.orig_h\nC1\t10.0.0.1\n")
     with pytest.raises(InputError, match="ts"):
         list(read_file(path, "zeek-conn"))
+
+
+def test_concatenated_logs_switch_header(tmp_path: Path) -> None:
+    second_header = "#separator \\x09\n#open\t2011-03-18-20-00-00\n#fields\tid.orig_h\tts\tid.resp_p\tproto\n"
+    path = tmp_path / "conn.log"
+    path.write_text(HEADER + ROW + "\n#close\t2011-03-18-19-06-13\n" + second_header +
+                    "10.0.0.9\t1300475170.25\t23\ttcp\n#close\t2011-03-18-20-10-00\n")
+
+    items = list(read_file(path, "zeek-conn"))
+
+    assert items == [
+        Record(1300475167_096535000, "141.142.220.202", "224.0.0.251", 5353, 5353, 17, 73),
+        Record(1300475170_250000000, "10.0.0.9", None, None, 23, 6),
+    ]
+
+
+def test_later_unusable_fields_rejects_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "conn.log"
+    path.write_text(HEADER + ROW + "\n#fields\tuid\tid.resp_h\nC9\t10.0.0.2\n" + HEADER + ROW + "\n")
+
+    items = list(read_file(path, "zeek-conn"))
+
+    assert [type(item) for item in items] == [Record, Rejected, Record]
+    assert "no usable #fields" in items[1].detail
+    assert "#fields has no ts, id.orig_h column" in caplog.text
+    assert str(path) in caplog.text
