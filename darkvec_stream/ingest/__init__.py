@@ -14,7 +14,9 @@ from typing import Any, Iterator
 
 from darkvec_stream.errors import ConfigError
 from darkvec_stream.ingest.base import Batch, Decoder
+from darkvec_stream.ingest.csvtext import PRESETS as CSV_PRESETS
 from darkvec_stream.ingest.csvtext import CsvDecoder, DarkvecCsvDecoder
+from darkvec_stream.ingest.jsonl import PRESETS as JSONL_PRESETS
 from darkvec_stream.ingest.jsonl import JsonlDecoder
 from darkvec_stream.ingest.pcap import PcapDecoder
 from darkvec_stream.ingest.record import Origin, Record, Rejected
@@ -30,6 +32,7 @@ _DECODERS: dict[str, type[Decoder]] = {
     "pcap": PcapDecoder,
 }
 FORMATS = tuple(_DECODERS)
+PRESETS_BY_FORMAT = {"csv": tuple(CSV_PRESETS), "jsonl": tuple(JSONL_PRESETS)}
 
 __all__ = [
     "FORMATS",
@@ -59,11 +62,20 @@ def get_decoder(format: str, **options: Any) -> Decoder:
     ]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ConfigError(
-            f"unknown option {', '.join(unknown)} for format {format!r}; "
-            f"allowed: {', '.join(allowed) or '(none)'}"
-        )
+        raise ConfigError(_unknown_options_message(format, unknown, allowed))
     return decoder_class(**options)
+
+
+def _unknown_options_message(format: str, unknown: list[str], allowed: list[str]) -> str:
+    message = (
+        f"unknown decoder option {', '.join(unknown)} for format {format!r}; decoder options come from "
+        "input.decoder_options or kafka.decoder_options in the configuration and from --preset or "
+        f"--option on the command line; options of {format!r}: {', '.join(allowed) or '(none)'}"
+    )
+    if "preset" in unknown:
+        presets = ", ".join(f"{name} ({', '.join(sorted(names))})" for name, names in PRESETS_BY_FORMAT.items())
+        message += f"; presets exist only for {presets}"
+    return message
 
 
 def read_file(path: str | Path, format: str, **options: Any) -> Iterator[Record | Rejected]:

@@ -26,6 +26,18 @@ logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+# Starts of binary files that users pass to a text format by mistake, with
+# the advice the error gives. gzip is listed because a file whose gzip
+# content is gzip again reaches the text decoder still compressed.
+_USE_PCAP = "use --format pcap (input.format: pcap)"
+BINARY_MAGICS = (
+    (b"\xd4\xc3\xb2\xa1", "pcap", _USE_PCAP),
+    (b"\xa1\xb2\xc3\xd4", "pcap", _USE_PCAP),
+    (b"\x4d\x3c\xb2\xa1", "pcap", _USE_PCAP),
+    (b"\xa1\xb2\x3c\x4d", "pcap", _USE_PCAP),
+    (b"\x0a\x0d\x0d\x0a", "pcapng", _USE_PCAP),
+    (GZIP_MAGIC, "gzip inside gzip", "decompress it once (gunzip) and read the result"),
+)
 # What a cut or corrupt gzip stream raises while it is being read.
 GZIP_DAMAGE = (EOFError, zlib.error, gzip.BadGzipFile)
 BLOCK_BYTES = 1 << 20
@@ -242,7 +254,10 @@ class TextDecoder(Decoder):
         try:
             text = header.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError:
-            raise InputError(f"{path}: the header line is not valid UTF-8") from None
+            raise InputError(
+                f"{path}: the header line is not valid UTF-8, so this is not a {self.format} file; "
+                "check --format (input.format) and the file's encoding"
+            ) from None
         return self.bind_header(text, path)
 
 
@@ -402,15 +417,24 @@ def iter_line_blocks(
     splitter = LineSplitter(max_line_bytes)
     with open_binary(path) as handle:
         try:
-            start = handle.read(len(UTF8_BOM))
-            if start != UTF8_BOM:
-                yield from splitter.feed(start)
+            start = handle.read(4)
+            check_text_start(start, path)
+            yield from splitter.feed(start[len(UTF8_BOM):] if start.startswith(UTF8_BOM) else start)
             for chunk in _read_chunks(handle, block_bytes):
                 yield from splitter.feed(chunk)
         except GZIP_DAMAGE as error:
             yield _damaged_gzip_block(path, splitter, error)
             return
     yield from splitter.finish()
+
+
+def check_text_start(start: bytes, path: Path) -> None:
+    """Raise ``InputError`` when a file for a text format starts like a binary format."""
+    for magic, kind, advice in BINARY_MAGICS:
+        if start.startswith(magic):
+            raise InputError(
+                f"{path}: this looks like a {kind} file (magic bytes {start.hex()}), not text; {advice}"
+            )
 
 
 def _read_chunks(handle: BinaryIO, block_bytes: int) -> Iterator[bytes]:

@@ -194,7 +194,11 @@ def _layout_from(
     merged_columns = {**base.columns, **(columns or {})}
     merged_converters = {**base.converters, **(converters or {})}
     check_field_names(merged_columns, "csv columns")
-    check_required(merged_columns, "csv columns")
+    check_required(merged_columns, "csv columns", hint=(
+        f"choose a preset ({'|'.join(sorted(PRESETS))}; --preset or input.decoder_options.preset) "
+        "or map the fields to columns in input.decoder_options.columns, "
+        'for example {"ts_ns": "time", "src": "source"}'
+    ))
     for field, column in merged_columns.items():
         if isinstance(column, bool) or not isinstance(column, (str, int)) or (
             isinstance(column, int) and column < 0

@@ -52,11 +52,15 @@ def check_field_names(mapping: Mapping[str, object], setting: str) -> None:
         )
 
 
-def check_required(mapping: Mapping[str, object], setting: str) -> None:
-    """Raise ``ConfigError`` when a map has no entry for ``ts_ns`` or ``src``."""
+def check_required(mapping: Mapping[str, object], setting: str, hint: str = "") -> None:
+    """Raise ``ConfigError`` when a map has no entry for ``ts_ns`` or ``src``.
+
+    ``hint`` tells the user how to supply the entries, and ends the message.
+    """
     missing = [name for name in REQUIRED_FIELDS if name not in mapping]
     if missing:
-        raise ConfigError(f"{setting} has no entry for {', '.join(missing)}; ts_ns and src are required")
+        message = f"{setting} has no entry for {', '.join(missing)}; ts_ns and src are required"
+        raise ConfigError(f"{message}: {hint}" if hint else message)
 
 
 def build_converters(

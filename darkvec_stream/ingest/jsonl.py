@@ -102,7 +102,11 @@ class JsonlDecoder(TextDecoder):
         base = PRESETS[preset] if preset is not None else JsonLayout(paths={}, converters={})
         paths = {**base.paths, **(fields or {})}
         check_field_names(paths, "jsonl fields")
-        check_required(paths, "jsonl fields")
+        check_required(paths, "jsonl fields", hint=(
+            f"choose a preset ({'|'.join(sorted(PRESETS))}; --preset or input.decoder_options.preset) "
+            "or map the fields to JSON paths in input.decoder_options.fields, "
+            'for example {"ts_ns": "time", "src": "source.ip"}'
+        ))
         self._paths = {field: _path_list(field, value) for field, value in paths.items()}
         self._converters: dict[str, Converter] = build_converters(
             {**base.converters, **(converters or {})}, list(paths),
