@@ -68,7 +68,7 @@ def get_decoder(format: str, **options: Any) -> Decoder:
 
 def _unknown_options_message(format: str, unknown: list[str], allowed: list[str]) -> str:
     message = (
-        f"unknown decoder option {', '.join(unknown)} for format {format!r}; decoder options come from "
+        f"unknown option {', '.join(unknown)} for format {format!r}; decoder options come from "
         "input.decoder_options or kafka.decoder_options in the configuration and from --preset or "
         f"--option on the command line; options of {format!r}: {', '.join(allowed) or '(none)'}"
     )

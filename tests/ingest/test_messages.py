@@ -72,7 +72,7 @@ def test_unknown_option_names_source_and_presets() -> None:
         get_decoder("record-csv", preset="wat", wat=1)
 
     message = str(caught.value)
-    assert "unknown decoder option preset, wat for format 'record-csv'" in message
+    assert "unknown option preset, wat for format 'record-csv'" in message
     assert "input.decoder_options" in message
     assert "--preset" in message
     assert "max_line_bytes" in message
