@@ -40,6 +40,11 @@ LABEL_COLUMNS = ("label", "class", "scanner", "organisation", "organization", "o
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _INVALID_EXAMPLES_LOGGED = 3
+# Shortest prefixes a source may list. A /0 (or a /1 to /7) in a scanner
+# list is a mistake that would give one label to every sender; no scanner
+# organisation owns more than a /8.
+MIN_PREFIX_V4 = 8
+MIN_PREFIX_V6 = 16
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class LabelSource:
     name then only serves rows whose comment names no organisation.
     A directory source reads every file in it in name order, skipping names
     that start with ``.`` or ``_`` (aggregates such as ``_ALL.txt``) and
-    ``.md`` files.
+    ``.md`` files. Entries broader than ``min_prefix_v4`` (IPv4) or
+    ``min_prefix_v6`` (IPv6) prefix bits are skipped with a warning and
+    counted in ``SourceStats.too_broad``.
     """
 
     name: str
@@ -65,6 +72,8 @@ class LabelSource:
     label_from_comment: bool = False
     ip_column: str | None = None
     label_column: str | None = None
+    min_prefix_v4: int = MIN_PREFIX_V4
+    min_prefix_v6: int = MIN_PREFIX_V6
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -83,11 +92,23 @@ class LabelSource:
                     "remove it or give an organisation name"
                 )
             object.__setattr__(self, "label", canonical)
+        self._check_prefix("min_prefix_v4", self.min_prefix_v4, 32)
+        self._check_prefix("min_prefix_v6", self.min_prefix_v6, 128)
+
+    def _check_prefix(self, key: str, value: object, bits: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= bits:
+            raise ConfigError(
+                f"label source {self.name!r}: {key} {value!r} is invalid; "
+                f"use a prefix length from 0 to {bits} (0 accepts every prefix)"
+            )
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> LabelSource:
         """Build a source from one ``labels.sources`` entry of the configuration."""
-        allowed = {"name", "path", "format", "label", "priority", "label_from_comment", "ip_column", "label_column"}
+        allowed = {
+            "name", "path", "format", "label", "priority", "label_from_comment", "ip_column", "label_column",
+            "min_prefix_v4", "min_prefix_v6",
+        }
         unknown = sorted(set(mapping) - allowed)
         if unknown:
             raise ConfigError(
@@ -110,6 +131,8 @@ class LabelSource:
             label_from_comment=bool(mapping.get("label_from_comment", False)),
             ip_column=mapping.get("ip_column"),
             label_column=mapping.get("label_column"),
+            min_prefix_v4=mapping.get("min_prefix_v4", MIN_PREFIX_V4),
+            min_prefix_v6=mapping.get("min_prefix_v6", MIN_PREFIX_V6),
         )
 
 
@@ -124,6 +147,7 @@ class SourceStats:
     duplicates: int = 0
     conflicts: int = 0
     invalid: int = 0
+    too_broad: int = 0
     organisations: int = 0
 
 
@@ -290,6 +314,10 @@ def _add_rows(rows: Iterator[_Row], source: LabelSource, path: Path, accumulator
             if invalid <= _INVALID_EXAMPLES_LOGGED:
                 logger.warning("label source %s: skipped invalid address %r at %s:%d", source.name, row.address, path, row.line)
             continue
+        if _too_broad(key, source):
+            stats.too_broad += 1
+            _warn_too_broad(key, row, source, path)
+            continue
         if row.label is None:
             stats.unlabelled += 1
             continue
@@ -303,6 +331,23 @@ def _add_rows(rows: Iterator[_Row], source: LabelSource, path: Path, accumulator
             stats.conflicts += 1
     stats.invalid += invalid
     return invalid
+
+
+def _too_broad(key: NetworkKey, source: LabelSource) -> bool:
+    minimum = source.min_prefix_v4 if key.version == 4 else source.min_prefix_v6
+    return key.prefix_len < minimum
+
+
+def _warn_too_broad(key: NetworkKey, row: _Row, source: LabelSource, path: Path) -> None:
+    # Every such line is logged: there are few, and each one would have
+    # labelled a large share of the address space.
+    setting = "min_prefix_v4" if key.version == 4 else "min_prefix_v6"
+    minimum = source.min_prefix_v4 if key.version == 4 else source.min_prefix_v6
+    logger.warning(
+        "label source %s: skipped %r at %s:%d: /%d is broader than %s /%d; "
+        "lower %s for this source if the entry is meant",
+        source.name, row.address, path, row.line, key.prefix_len, setting, minimum, setting,
+    )
 
 
 def _require_label(label: str | None, source: LabelSource, path: Path) -> str:

@@ -270,3 +270,37 @@ def test_parse_network_forms() -> None:
     assert parse_network("2001:db8::/32").version == 6
     with pytest.raises(ValueError):
         parse_network("src_ipaddr3")
+
+
+def test_too_broad_prefixes_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "censys.txt"
+    path.write_text("0.0.0.0/0\n10.0.0.0/7\n10.0.0.0/8\n::/0\n2001::/15\n2001:db8::/16\n192.0.2.1\n")
+
+    loaded = load_source(LabelSource("censys", path))
+
+    assert {format_network(key) for key in loaded.networks} == {"10.0.0.0/8", "2001::/16", "192.0.2.1"}
+    assert loaded.stats.too_broad == 4
+    assert loaded.stats.entries == 3
+    assert "'0.0.0.0/0' at " + str(path) + ":1" in caplog.text
+    assert "broader than min_prefix_v4 /8" in caplog.text
+    assert "broader than min_prefix_v6 /16" in caplog.text
+
+
+def test_min_prefix_is_configurable(tmp_path: Path) -> None:
+    path = tmp_path / "censys.txt"
+    path.write_text("0.0.0.0/0\n10.0.0.0/16\n10.1.0.0/24\n2001:db8::/32\n")
+
+    source = LabelSource.from_mapping({"path": str(path), "min_prefix_v4": 20, "min_prefix_v6": 48})
+    loaded = load_source(source)
+
+    assert {format_network(key) for key in loaded.networks} == {"10.1.0.0/24"}
+    assert loaded.stats.too_broad == 3
+    assert networks_of(path, min_prefix_v4=0) == {"0.0.0.0/0": "censys", "10.0.0.0/16": "censys",
+                                                 "10.1.0.0/24": "censys", "2001:db8::/32": "censys"}
+
+
+@pytest.mark.parametrize(("key", "value"), [("min_prefix_v4", 33), ("min_prefix_v4", -1),
+                                            ("min_prefix_v6", 129), ("min_prefix_v6", "16")])
+def test_min_prefix_is_validated(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"{key} .* is invalid"):
+        LabelSource.from_mapping({"path": "x.txt", key: value})
