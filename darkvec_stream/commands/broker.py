@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from darkvec_stream.kafka.broker import DEFAULT_HOST, EmbeddedBroker
+from darkvec_stream.kafka.broker import DEFAULT_HOST, EmbeddedBroker, summarise_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
             print("press Ctrl-C to stop (topics and offsets are kept in memory only)", file=sys.stderr, flush=True)
             while not stopped.wait(0.5):
                 if not broker.running:
-                    print(f"darkvec-stream: broker exited unexpectedly:\n{broker.stderr_tail()}", file=sys.stderr)
+                    print(f"darkvec-stream: error: broker exited unexpectedly; its output ends with: "
+                          f"{summarise_output(broker.stderr_tail())}", file=sys.stderr)
                     return 1
     finally:
         for number, handler in previous.items():

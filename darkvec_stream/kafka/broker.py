@@ -13,6 +13,7 @@ import ctypes
 import ipaddress
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -33,6 +34,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 30.0
 _PROBE_TIMEOUT_S = 1.0
 _STDERR_TAIL_BYTES = 4000
+_ERROR_TAIL_LINES = 3
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _PR_SET_PDEATHSIG = 1
 
 _live_brokers: set[EmbeddedBroker] = set()
@@ -87,6 +90,36 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Raise ``BrokerError`` when ``port`` on ``host`` cannot be bound right now.
+
+    Without this check a broker started on a busy port may answer the
+    readiness probe through whatever already listens there, and the Tansu
+    child then fails to bind after start-up was reported.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Tansu (tokio) binds with SO_REUSEADDR, so a port in TIME_WAIT is
+        # usable and must not be reported as busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise BrokerError(
+                f"port {port} on {host} is not free ({error.strerror}): stop the program listening "
+                "there, choose another --port, or omit --port to pick a free one"
+            ) from None
+
+
+def summarise_output(output: str, max_lines: int = _ERROR_TAIL_LINES) -> str:
+    """Return the last meaningful lines of broker output joined into one line."""
+    lines = [_ANSI_ESCAPE.sub("", line).strip() for line in output.splitlines()]
+    # Rust appends a hint about RUST_BACKTRACE to every panic; it does not
+    # help a user of this command.
+    meaningful = [line for line in lines if line and not line.startswith("note: run with")]
+    return " | ".join(meaningful[-max_lines:]) or "(no output)"
 
 
 def probe_metadata(host: str, port: int, timeout_s: float = _PROBE_TIMEOUT_S) -> list[tuple[str, int]]:
@@ -195,6 +228,8 @@ class EmbeddedBroker:
         if self._process is not None:
             raise BrokerError(f"the embedded broker is already running at {self.bootstrap_servers}")
         binary = self._binary or find_tansu_binary()
+        if self._requested_port is not None:
+            require_free_port(self.host, self._requested_port)
         self.port = self._requested_port or free_port(self.host)
         self._launch(binary)
         try:
@@ -302,11 +337,7 @@ class EmbeddedBroker:
         deadline = time.monotonic() + self.start_timeout_s
         last_error: Exception | None = None
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BrokerError(
-                    f"embedded broker exited with code {self._process.returncode} during start-up "
-                    f"on {self.host}:{self.port}; its output ends with:\n{self.stderr_tail()}"
-                )
+            self._raise_if_exited()
             try:
                 advertised = probe_metadata(self.host, self.port)
             except OSError as error:
@@ -314,12 +345,23 @@ class EmbeddedBroker:
                 time.sleep(0.05)
                 continue
             if advertised:
+                # A child that failed to bind may exit just after another
+                # listener answered the probe on its port.
+                self._raise_if_exited()
                 return
         raise BrokerError(
             f"embedded broker on {self.host}:{self.port} timed out: no response to a metadata request "
-            f"within {self.start_timeout_s} s (last error: {last_error}); its output ends with:\n"
-            f"{self.stderr_tail()}"
+            f"within {self.start_timeout_s} s (last error: {last_error}); its output ends with: "
+            f"{summarise_output(self.stderr_tail())}"
         )
+
+    def _raise_if_exited(self) -> None:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise BrokerError(
+                f"embedded broker exited with code {self._process.returncode} during start-up "
+                f"on {self.host}:{self.port}; its output ends with: {summarise_output(self.stderr_tail())}"
+            )
 
     def _require_running(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:

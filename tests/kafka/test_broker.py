@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -160,3 +161,49 @@ def test_sigkill_of_owner_leaves_no_orphan() -> None:
     child.wait(timeout=10)
 
     assert _wait_gone(broker_pid)
+
+
+def test_busy_port_rejected_before_launch() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy_port = listener.getsockname()[1]
+        broker = EmbeddedBroker(port=busy_port, start_timeout_s=5)
+
+        with pytest.raises(BrokerError, match=f"port {busy_port} on 127.0.0.1 is not free"):
+            broker.start()
+
+    assert broker.pid is None
+
+
+def test_port_of_running_broker_rejected() -> None:
+    # The case a user hit: a second broker on the port of a first one used
+    # to report a start (the first one answered the probe), then panic.
+    with EmbeddedBroker() as first:
+        second = EmbeddedBroker(port=first.port, start_timeout_s=5)
+        with pytest.raises(BrokerError, match="is not free") as caught:
+            second.start()
+        assert "\n" not in str(caught.value)
+        assert probe_metadata("127.0.0.1", first.port) == [("127.0.0.1", first.port)]
+
+
+def test_start_up_panic_is_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "echo \"thread 'main' panicked at src/main.rs:10:5:\" >&2\n"
+        "echo 'called `Result::unwrap()` on an `Err` value: Os { code: 98, kind: AddrInUse }' >&2\n"
+        "echo 'note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace' >&2\n"
+        "exit 101\n"
+    )
+    fake.chmod(0o755)
+
+    with pytest.raises(BrokerError) as caught:
+        EmbeddedBroker(binary=fake, start_timeout_s=5).start()
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "exited with code 101" in message
+    assert "panicked at src/main.rs:10:5: | called `Result::unwrap()`" in message
+    assert "AddrInUse" in message
+    assert "RUST_BACKTRACE" not in message
