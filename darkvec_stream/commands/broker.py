@@ -18,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "broker",
         help="run a throwaway Kafka-protocol broker (Tansu, in memory) on 127.0.0.1 until Ctrl-C",
+        description="Run an embedded Tansu broker in the foreground and print its bootstrap address, "
+                    "for trying the daemon and replay on one machine. Topics and committed offsets "
+                    "live in memory only and vanish when it stops (Ctrl-C or SIGTERM). It binds only "
+                    "a loopback address and has no authentication.",
     )
     parser.add_argument(
         "--port", type=int, default=None,

@@ -20,6 +20,8 @@ import numpy as np
 
 from darkvec_stream.clusters.clustering import METHODS, NOISE, Clustering, SenderClusterer
 from darkvec_stream.clusters.profile import ClusterProfile, profile_clusters
+from darkvec_stream.commands.common import settings_from_args
+from darkvec_stream.config import Settings
 from darkvec_stream.errors import InputError
 from darkvec_stream.ingest.record import Record
 from darkvec_stream.windows.model import ClosedWindow, SenderActivity
@@ -49,28 +51,35 @@ def register(subparsers: Any) -> None:
                         help="window length for the activity-over-time profile, in seconds (default: 3600)")
     parser.add_argument("--labels", type=Path, action="append", default=[], metavar="PATH",
                         help="label source file or directory (repeatable): scanner lists, ip,label CSV")
-    parser.add_argument("--method", choices=METHODS, default="leiden", help="clustering method (default: leiden)")
-    parser.add_argument("--k", type=int, default=10, help="neighbours per sender in the kNN graph (default: 10)")
-    parser.add_argument("--resolution", type=float, default=0.5,
-                        help="modularity resolution; higher gives smaller clusters (default: 0.5)")
-    parser.add_argument("--min-similarity", type=float, default=0.5, metavar="COSINE",
-                        help="drop graph edges below this cosine similarity (default: 0.5)")
-    parser.add_argument("--min-cluster-size", type=int, default=5, metavar="SENDERS",
-                        help="smaller clusters are reported as noise, in senders (default: 5)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the community detection (default: 0)")
+    # Clustering options default to the clusters section of the
+    # configuration, so this command reproduces what the daemon computes.
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help="clustering method (default: clusters.method from the configuration, leiden)")
+    parser.add_argument("--k", type=int, default=None, metavar="NEIGHBOURS",
+                        help="neighbours per sender in the kNN graph (default: clusters.k from the configuration, 10)")
+    parser.add_argument("--resolution", type=float, default=None,
+                        help="modularity resolution; higher gives smaller clusters "
+                             "(default: clusters.resolution from the configuration, 0.5)")
+    parser.add_argument("--min-similarity", type=float, default=None, metavar="COSINE",
+                        help="drop graph edges below this cosine similarity "
+                             "(default: clusters.min_similarity from the configuration, 0.5)")
+    parser.add_argument("--min-cluster-size", type=int, default=None, metavar="SENDERS",
+                        help="smaller clusters are reported as noise, in senders "
+                             "(default: clusters.min_cluster_size from the configuration, 5)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed of the community detection (default: clusters.seed from the configuration, 15)")
     parser.add_argument("--focus", action="append", default=[], metavar="CIDR",
                         help="report which clusters hold the senders of this prefix (repeatable), "
                              "for example 141.212.0.0/16")
-    parser.add_argument("--top", type=int, default=5, help="entries per top-N list in profiles (default: 5)")
+    parser.add_argument("--top", type=int, default=5, metavar="N",
+                        help="entries per top-N list in profiles, such as ports and subnets (default: 5)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write results into")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     focus = [_parse_prefix(text) for text in args.focus]
-    clusterer = SenderClusterer(method=args.method, k=args.k, resolution=args.resolution,
-                                min_similarity=args.min_similarity, min_cluster_size=args.min_cluster_size,
-                                seed=args.seed)
+    clusterer = clusterer_from_args(args, settings_from_args(args))
     keys, vectors = _load_vectors(args)
     windows = _load_windows(args.records, args.format, args.preset, args.window_s, set(keys)) if args.records else []
     labels = _load_labels(args.labels, keys) if args.labels else {}
@@ -85,6 +94,24 @@ def run(args: argparse.Namespace) -> int:
     for prefix in focus:
         print(format_focus(prefix, clustering))
     return 0
+
+
+def clusterer_from_args(args: argparse.Namespace, settings: Settings) -> SenderClusterer:
+    """Build the clusterer from the options given, and the configuration for the rest."""
+    configured = settings.clusters
+    return SenderClusterer(
+        method=_given(args.method, configured.method),
+        k=_given(args.k, configured.k),
+        resolution=_given(args.resolution, configured.resolution),
+        min_similarity=_given(args.min_similarity, configured.min_similarity),
+        min_cluster_size=_given(args.min_cluster_size, configured.min_cluster_size),
+        seed=_given(args.seed, configured.seed),
+    )
+
+
+def _given(option: Any, configured: Any) -> Any:
+    # ``is None``, not ``or``: an explicit 0 (seed, resolution) is a choice.
+    return configured if option is None else option
 
 
 def _parse_prefix(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -77,16 +77,17 @@ def add_label_input(parser: argparse.ArgumentParser) -> None:
 
 def add_knn_options(parser: argparse.ArgumentParser) -> None:
     """Add the kNN vote options; unset options take the configuration's knn section."""
-    parser.add_argument("--k", type=int, metavar="NEIGHBOURS", help="labelled neighbours that vote (default: knn.k)")
-    parser.add_argument("--vote", choices=VOTES, help="vote rule (default: knn.vote)")
-    parser.add_argument("--weighting", choices=WEIGHTINGS, help="weight of each voter (default: uniform)")
+    parser.add_argument("--k", type=int, metavar="NEIGHBOURS", help="labelled neighbours that vote (default: knn.k from the configuration, 7)")
+    parser.add_argument("--vote", choices=VOTES, help="vote rule (default: knn.vote from the configuration, majority)")
+    parser.add_argument("--weighting", choices=WEIGHTINGS, help="weight of each voter (default: knn.weighting from the configuration, uniform)")
     parser.add_argument(
         "--min-similarity", type=float, metavar="COSINE",
-        help="abstain when the nearest voter's cosine similarity is below this (default: knn.min_similarity)",
+        help="abstain when the nearest voter's cosine similarity is below this (default: knn.min_similarity from the configuration, 0.5)",
     )
     parser.add_argument(
         "--min-margin", type=float, metavar="SHARE",
-        help="abstain when the winner's vote share minus the runner-up's is below this (default: knn.min_margin)",
+        help="abstain when the winner's vote share minus the runner-up's is below this, as a share of the votes from 0 to 1 "
+        "(default: knn.min_margin from the configuration, 0.3)",
     )
 
 

@@ -35,14 +35,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="generate telescope traffic with exact ground truth (seeded, reproducible)",
+        description="Write the traffic a darknet prefix receives into --out, in any input format, "
+                    "with truth files that give each sender's group and when worms appear or scanners "
+                    "change ports, so labels, clusters and alerts can be scored. The same options and "
+                    "seed give identical files; no real capture is read.",
     )
     parser.add_argument("--days", type=float, default=None, help="length of the run in days (default: 1)")
     parser.add_argument("--prefix", default=None,
                         help=f"telescope IPv4 prefix, /16 to /28 (default: {DEFAULT_PREFIX})")
     parser.add_argument("--scale", type=float, default=None,
-                        help="multiplier of every population's sender count (default: 1, the March 2021 /24 level)")
+                        help="factor applied to every population's sender count (default: 1, the March 2021 /24 level)")
     parser.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives identical files (default: 0)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory for traffic and truth files")
+    parser.add_argument("--out", required=True, type=Path, help="output directory for traffic and truth files (created if missing)")
     parser.add_argument("--format", default="record-csv", choices=OUTPUT_FORMATS, dest="format_name",
                         help="traffic file format (default: record-csv)")
     parser.add_argument("--start", default=None, help=f"ISO 8601 start time, UTC (default: {DEFAULT_START})")
@@ -54,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port-change-day", type=float, default=None,
                         help="days from the start when scanners change port sets (default: 40%% of the run)")
     parser.add_argument("--params", type=Path, default=None,
-                        help="JSON or YAML file of SimulationConfig fields, e.g. a previous config.json")
+                        help="JSON or YAML file of SimulationConfig fields, e.g. a previous config.json; "
+                             "the other options override it")
     parser.set_defaults(func=run)
 
 
