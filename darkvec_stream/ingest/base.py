@@ -38,7 +38,7 @@ BINARY_MAGICS = (
     (b"\x0a\x0d\x0d\x0a", "pcapng", _USE_PCAP),
     (GZIP_MAGIC, "gzip inside gzip", "decompress it once (gunzip) and read the result"),
 )
-# What a cut or corrupt gzip stream raises while it is being read.
+# Exceptions that a cut or corrupt gzip stream raises while it is read.
 GZIP_DAMAGE = (EOFError, zlib.error, gzip.BadGzipFile)
 BLOCK_BYTES = 1 << 20
 # The longest line a text decoder reads, in bytes. Real records are a few

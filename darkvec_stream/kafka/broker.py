@@ -95,9 +95,9 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 def require_free_port(host: str, port: int) -> None:
     """Raise ``BrokerError`` when ``port`` on ``host`` cannot be bound right now.
 
-    Without this check a broker started on a busy port may answer the
-    readiness probe through whatever already listens there, and the Tansu
-    child then fails to bind after start-up was reported.
+    Without this check, whatever already listens on a busy port may respond
+    to the readiness probe, so start-up is reported and the Tansu child then
+    fails to bind.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -346,7 +346,7 @@ class EmbeddedBroker:
                 continue
             if advertised:
                 # A child that failed to bind may exit just after another
-                # listener answered the probe on its port.
+                # listener on its port responded to the probe.
                 self._raise_if_exited()
                 return
         raise BrokerError(

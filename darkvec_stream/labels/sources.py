@@ -40,9 +40,9 @@ LABEL_COLUMNS = ("label", "class", "scanner", "organisation", "organization", "o
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _INVALID_EXAMPLES_LOGGED = 3
-# Shortest prefixes a source may list. A /0 (or a /1 to /7) in a scanner
-# list is a mistake that would give one label to every sender; no scanner
-# organisation owns more than a /8.
+# Shortest prefixes a source may list, in bits. Scanner lists name hosts and
+# small networks, so a /0 to /7 entry is almost certainly a mistake, and it
+# would give its label to a large share of all senders.
 MIN_PREFIX_V4 = 8
 MIN_PREFIX_V6 = 16
 

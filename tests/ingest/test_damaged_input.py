@@ -23,6 +23,7 @@ from darkvec_stream.ingest.wire import HEADER, encode_record
 from tests.ingest.test_pcap import ipv4_packet
 
 PCAP_RAW_IP = 101
+PRESET_OPTIONS = {"csv": {"preset": "marx-iptables"}, "jsonl": {"preset": "goflow2"}}
 
 
 def wire_lines(count: int) -> list[bytes]:
@@ -152,7 +153,7 @@ def test_long_line_in_message_is_rejected() -> None:
 
 @pytest.mark.parametrize("format", ["record-csv", "darkvec-csv", "csv", "jsonl", "zeek-conn"])
 def test_max_line_bytes_option(format: str) -> None:
-    options = {"preset": "marx-iptables"} if format == "csv" else {"preset": "goflow2"} if format == "jsonl" else {}
+    options = PRESET_OPTIONS.get(format, {})
     decoder = get_decoder(format, max_line_bytes=10, **options)
     payload = b"0123456789abcdef\n" * 2
 

@@ -13,6 +13,9 @@ from darkvec_stream.ingest import get_decoder, read_file
 from tests.ingest.test_pcap import ipv4_packet
 
 
+PRESET_OPTIONS = {"csv": {"preset": "marx-iptables"}, "jsonl": {"preset": "goflow2"}}
+
+
 def write_capture(path: Path) -> Path:
     with open(path, "wb") as handle:
         dpkt.pcap.Writer(handle, linktype=101).writepkt(ipv4_packet(), ts=1.0)
@@ -22,7 +25,7 @@ def write_capture(path: Path) -> Path:
 @pytest.mark.parametrize("format", ["csv", "record-csv", "jsonl", "zeek-conn"])
 def test_pcap_read_as_text_names_format(tmp_path: Path, format: str) -> None:
     path = write_capture(tmp_path / "capture.pcap")
-    options = {"preset": "marx-iptables"} if format == "csv" else {"preset": "goflow2"} if format == "jsonl" else {}
+    options = PRESET_OPTIONS.get(format, {})
 
     with pytest.raises(InputError, match=r"looks like a pcap file .*use --format pcap"):
         list(read_file(path, format, **options))

@@ -177,8 +177,8 @@ def test_busy_port_rejected_before_launch() -> None:
 
 
 def test_port_of_running_broker_rejected() -> None:
-    # The case a user hit: a second broker on the port of a first one used
-    # to report a start (the first one answered the probe), then panic.
+    # A second broker on the port of a first one used to report a start,
+    # because the first one responded to the probe, and then panic.
     with EmbeddedBroker() as first:
         second = EmbeddedBroker(port=first.port, start_timeout_s=5)
         with pytest.raises(BrokerError, match="is not free") as caught:
