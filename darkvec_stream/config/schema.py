@@ -133,7 +133,8 @@ class InputSettings:
         choices=("record-csv", "darkvec-csv", "csv", "jsonl", "zeek-conn", "pcap"),
     )
     decoder_options: dict[str, Any] = setting(
-        {}, "Options passed to the file decoder, for example {preset: marx-iptables} for csv"
+        {}, "Options passed to the file decoder, for example {preset: marx-iptables} for csv, or "
+        "{max_line_bytes: 65536}: longer lines are rejected as line_too_long without being held whole"
     )
 
 
@@ -266,7 +267,8 @@ class LabelSettings:
     sources: list[dict[str, Any]] = setting(
         [],
         "Ground-truth sources: list of {name, path, format, label, priority, label_from_comment, "
-        "ip_column, label_column}. Formats: auto, csv, list (one IP or CIDR per line), misp, nict, "
+        "ip_column, label_column, min_prefix_v4 (default 8), min_prefix_v6 (default 16); shorter "
+        "prefixes are skipped so that a stray 0.0.0.0/0 cannot label everyone}. Formats: auto, csv, list (one IP or CIDR per line), misp, nict, "
         "nict-scanorg. Higher priority wins a conflict, then the longest prefix, then the first source",
     )
     mirai: bool = setting(True, "Label senders with the Mirai fingerprint as 'mirai'")
