@@ -143,7 +143,7 @@ class AlertRules:
             return None
         severity = Severity.HIGH if profile.size >= 10 * self.min_cluster_size else Severity.MEDIUM
         summary = (f"New cluster {transition.cluster_id} of {profile.size} senders appeared, "
-                   f"{profile.unknown_share:.0%} of them unlabelled, mostly on ports {_port_list(profile)}.")
+                   f"{profile.unknown_share:.0%} of them unlabelled, {_port_phrase(profile)}.")
         evidence: dict[str, Any] = {
             "unknown_share": round(profile.unknown_share, 6), "min_unknown_share": self.min_unknown_share,
             "size": profile.size, "min_cluster_size": min_size,
@@ -282,6 +282,13 @@ class AlertRules:
 def _port_list(profile: ClusterProfile) -> str:
     ports = [str(port) for port, _ in profile.top_ports[:3]]
     return ", ".join(ports) if ports else "none seen this window"
+
+
+def _port_phrase(profile: ClusterProfile) -> str:
+    if profile.top_ports:
+        return f"mostly on ports {_port_list(profile)}"
+    # ICMP and later IP fragments carry no destination port.
+    return "with no destination port in this window (ICMP or fragments)"
 
 
 def _rounded(value: float | None) -> float | None:
