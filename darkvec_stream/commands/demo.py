@@ -183,10 +183,11 @@ def _local_label(update: Any, cluster_id: str) -> int | None:
 
 
 def _alerts(path: Path, truth: Truth | None) -> list[str]:
-    if not path.exists():
-        return ["alerts: none"]
-    alerts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines_read = path.read_text().splitlines() if path.exists() else []
+    alerts = [json.loads(line) for line in lines_read if line.strip()]
     lines = [f"alerts raised: {len(alerts)} " + str(dict(Counter(alert["type"] for alert in alerts)))]
+    if not alerts:
+        lines.append("  (cluster alerts start after alerts.warmup_windows clustering runs, 24 by default)")
     for alert in alerts[:15]:
         line = f"  {alert['window_start'][:16]} {alert['type']:<18} {alert.get('cluster_id') or alert.get('sender')}: {alert['summary']}"
         if truth is not None:
