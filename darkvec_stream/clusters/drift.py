@@ -63,7 +63,7 @@ class ClusterObservation:
     ``centroid`` is the unit mean vector of the members, ``port_packets`` the
     members' packets per destination port in the window, ``main_label_share``
     the share of members carrying the most common known label (None when no
-    member is labelled). ``member_ports`` holds the destination ports of
+    member is labelled). ``member_ports`` contains the destination ports of
     each member active in the window (None: unknown, packets decide alone).
     """
 
@@ -229,7 +229,7 @@ class ClusterDrift:
         return {name: tuple(values) for name, values in state.series.items()} if state else {}
 
     def forget(self, keep: Iterable[str]) -> None:
-        """Drop the state of every cluster not in ``keep`` (ids tracking no longer knows)."""
+        """Drop the state of every cluster not in ``keep`` (ids that tracking has dropped)."""
         keep = set(keep)
         for cluster_id in [cid for cid in self._states if cid not in keep]:
             del self._states[cluster_id]
@@ -527,7 +527,7 @@ class LabelChanges:
                active: Collection[str] | None = None) -> list[LabelChange]:
         """Record this window's labels (sender to label or decision) and return the changes, by sender.
 
-        ``active`` holds the senders seen in this window (None: all of
+        ``active`` contains the senders seen in this window (None: all of
         ``labels``); only their labels advance or break a pending change,
         since a label repeated for an absent sender is no new evidence.
         """

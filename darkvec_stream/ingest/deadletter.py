@@ -24,7 +24,7 @@ from darkvec_stream.ingest.record import Origin, Rejected
 
 logger = logging.getLogger(__name__)
 
-# The most raw bytes a dead-letter entry keeps: enough to see what a record
+# The maximum number of raw bytes a dead-letter entry keeps: enough to see what a record
 # looked like, while one huge broken record cannot fill the disk.
 RAW_MAX_BYTES = 4096
 
@@ -73,7 +73,7 @@ def rejected_to_json(rejected: Rejected) -> dict[str, Any]:
     ``raw`` is the text when it is valid UTF-8 and base64 otherwise, with
     ``raw_encoding`` saying which. Only the first ``RAW_MAX_BYTES`` bytes
     are kept: ``raw_bytes`` is the length of the whole raw value and
-    ``raw_truncated`` says whether it was cut.
+    ``raw_truncated`` tells whether it was cut.
     """
     raw_bytes = len(rejected.raw)
     kept = rejected.raw[:RAW_MAX_BYTES]
