@@ -91,7 +91,7 @@ def score_labels(name: str, senders: Sequence[str], vectors: np.ndarray, truth: 
 
 @dataclass(frozen=True)
 class PipelineLabelScores:
-    """How the labels the running pipeline gave compare with the truth."""
+    """Scores of the kNN labels the running pipeline gave, against the truth."""
 
     hidden_targets: int
     hidden_targets_correct: int
@@ -183,7 +183,7 @@ def score_clustering(name: str, clusterer: SenderClusterer, senders: Sequence[st
 
 @dataclass(frozen=True)
 class EventDetection:
-    """The first alert that matches one simulated event."""
+    """The first alert matching one simulated event, with its lag and member overlap."""
 
     event: str
     event_window: int

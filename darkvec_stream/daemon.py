@@ -173,7 +173,7 @@ class Daemon:
         earlier += [path for path in file_outputs(self.settings, self.output_dir) if path.exists() and path.stat().st_size]
         if earlier:
             raise InputError(
-                f"output directory {self.output_dir} already holds the results of an earlier run "
+                f"output directory {self.output_dir} already contains the results of an earlier run "
                 f"({earlier[0]}); give another --output, or move the old results away"
             )
 

@@ -169,7 +169,7 @@ class Pipeline:
             for sender, label, confidence, source in state["sender_labels"]
         }
         if len(pipeline.index) != len(pipeline.embedding):
-            logger.warning("index holds %s senders but the model %s: rebuilding the index",
+            logger.warning("index contains %s senders but the model %s: rebuilding the index",
                            len(pipeline.index), len(pipeline.embedding))
             rebuild_from_embedding(pipeline.index, pipeline.embedding)
         return pipeline
@@ -393,8 +393,8 @@ class _Decision:
 
 
 def _origin(position: Position | None) -> Origin:
-    # File input does not track line numbers past decoding; the raw field
-    # holds the record re-encoded as record-csv.
+    # File input does not track line numbers past decoding, so the raw field
+    # contains the record re-encoded as record-csv.
     return Origin(position[0], position[1], position[2]) if position else Origin("file")
 
 

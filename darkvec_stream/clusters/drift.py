@@ -58,7 +58,7 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class ClusterObservation:
-    """What one tracked cluster looked like in one window.
+    """The state of one tracked cluster in one window.
 
     ``centroid`` is the unit mean vector of the members, ``port_packets`` the
     members' packets per destination port in the window, ``main_label_share``

@@ -205,7 +205,7 @@ class BufferedSink(ABC):
     @property
     @abstractmethod
     def target(self) -> str:
-        """Where the sink writes, for log lines."""
+        """Return the sink's destination (a path or a topic), for log lines."""
 
     @abstractmethod
     def _write(self, batch: list[Rejected]) -> None:

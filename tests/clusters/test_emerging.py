@@ -63,7 +63,7 @@ def outbreak() -> dict[str, dict[int, int]]:
     return traffic
 
 
-def test_newcomers_on_a_shared_novel_port_become_one_cluster():
+def test_newcomers_on_novel_port_carved():
     clustering, carved = run_windows(EmergingGroups(min_history_runs=12), 20, outbreak())
     assert len(carved) == 1
     group = carved[0]
@@ -76,7 +76,7 @@ def test_newcomers_on_a_shared_novel_port_become_one_cluster():
     assert set(clustering.clusters()[1 - group.label]) == set(ESTABLISHED) | set(LONERS)
 
 
-def test_nothing_is_carved_before_the_port_history_is_ready():
+def test_no_carving_before_history_ready():
     # Every sender is a newcomer in the first runs, so the history only starts after newcomer_windows.
     _, carved = run_windows(EmergingGroups(min_history_runs=12), 17, outbreak())
     assert carved == []
@@ -88,7 +88,7 @@ def test_groups_below_the_minimum_size_stay_put():
     assert carved == []
 
 
-def test_established_senders_on_a_new_port_are_not_newcomers():
+def test_established_senders_not_newcomers():
     groups = EmergingGroups(newcomer_windows=2, min_history_runs=3)
     run_windows(groups, 8)
     # The established senders all move to a new port: that is drift, not a new group.
@@ -177,7 +177,7 @@ def test_monitor_checkpoint_includes_emerging_state(tmp_path):
     assert restored.emerging.is_newcomer(ESTABLISHED[0]) == monitor.emerging.is_newcomer(ESTABLISHED[0])
 
 
-def test_later_wave_on_the_same_ports_is_a_repeat():
+def test_later_wave_is_repeat():
     groups = EmergingGroups(min_history_runs=12, repeat_runs=24)
     _, first = run_windows(groups, 20, outbreak())
     assert first[0].repeat_of_run is None

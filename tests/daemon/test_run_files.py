@@ -56,7 +56,7 @@ def test_second_backfill_same_output_refused(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     second = _run(capture, tmp_path / "out")
     assert second.returncode == 1
-    assert "already holds the results of an earlier run" in second.stderr
+    assert "already contains the results of an earlier run" in second.stderr
 
 
 def test_missing_input_creates_nothing(tmp_path):
