@@ -31,6 +31,7 @@ from darkvec_stream.ingest.wire import encode_record
 from darkvec_stream.labels import KnnLabeller, LabelBook, LabelDecision, MiraiSource
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import PipelineMetrics
+from darkvec_stream.query import SenderHistory
 from darkvec_stream.stages import (
     build_dead_letter,
     build_dispatcher,
@@ -102,6 +103,7 @@ class Pipeline:
         monitor: ClusterMonitor,
         dispatcher: AlertDispatcher,
         dead_letter: DeadLetterSink,
+        history: SenderHistory | None = None,
         dump_sentences: Path | None = None,
     ) -> None:
         self.settings = settings
@@ -116,6 +118,9 @@ class Pipeline:
         self.monitor = monitor
         self.dispatcher = dispatcher
         self.dead_letter = dead_letter
+        self.history = history or SenderHistory(
+            settings.query.history_windows, settings.query.history_ports
+        )
         self.dump_sentences = dump_sentences
         self.windows_closed = 0
         self.sender_labels: dict[str, SenderLabel] = {}
@@ -163,6 +168,10 @@ class Pipeline:
         pipeline.book.load(directory / "labels")
         pipeline.monitor.load(directory / "clusters")
         pipeline.dispatcher.load(directory / "alerts")
+        if (directory / "history").exists():
+            pipeline.history.load(directory / "history")
+        else:
+            logger.warning("checkpoint %s has no sender history (older version): it starts empty", directory)
         pipeline.windows_closed = int(state["windows_closed"])
         pipeline.sender_labels = {
             sender: SenderLabel(label, float(confidence), source)
@@ -235,6 +244,8 @@ class Pipeline:
             for sender in update.removed:
                 self.sender_labels.pop(sender, None)
             self.monitor.forget_senders(list(update.removed))
+            self.history.forget(update.removed)
+            self.history.observe(window)
 
             # 3. Label the window's senders.
             labels = self._label(window)
@@ -370,6 +381,7 @@ class Pipeline:
         self.book.save(directory / "labels")
         self.monitor.save(directory / "clusters")
         self.dispatcher.save(directory / "alerts")
+        self.history.save(directory / "history")
         state = {
             "version": STATE_VERSION,
             "windows_closed": self.windows_closed,

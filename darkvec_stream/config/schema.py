@@ -472,6 +472,20 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class QuerySettings:
+    enabled: bool = setting(True, "Serve the read-only query API (senders, clusters, alerts)")
+    host: str = setting("127.0.0.1", "Address the query API binds")
+    port: int = setting(9109, "Port of the query API (0 picks a free one)", minimum=0, maximum=65535)
+    history_windows: int = setting(
+        168, "Recent windows whose per-sender packets the API and the report can show", unit="windows", minimum=1
+    )
+    history_ports: int = setting(
+        16, "Busiest destination ports and services remembered per sender", unit="ports", minimum=1
+    )
+    max_page_size: int = setting(1000, "Largest page the query API returns", unit="items", minimum=1)
+
+
+@dataclass(frozen=True)
 class CheckpointSettings:
     enabled: bool = setting(True, "Write a checkpoint after each closed window")
     keep: int = setting(3, "Checkpoints kept on disk", minimum=1)
@@ -506,6 +520,7 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    query: QuerySettings = field(default_factory=QuerySettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
