@@ -31,7 +31,7 @@ from darkvec_stream.ingest.wire import encode_record
 from darkvec_stream.labels import KnnLabeller, LabelBook, LabelDecision, MiraiSource
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import PipelineMetrics
-from darkvec_stream.query import SenderHistory
+from darkvec_stream.query import ClusterJournal, SenderHistory
 from darkvec_stream.stages import (
     build_dead_letter,
     build_dispatcher,
@@ -104,6 +104,7 @@ class Pipeline:
         dispatcher: AlertDispatcher,
         dead_letter: DeadLetterSink,
         history: SenderHistory | None = None,
+        journal: ClusterJournal | None = None,
         dump_sentences: Path | None = None,
     ) -> None:
         self.settings = settings
@@ -120,6 +121,9 @@ class Pipeline:
         self.dead_letter = dead_letter
         self.history = history or SenderHistory(
             settings.query.history_windows, settings.query.history_ports
+        )
+        self.journal = journal or ClusterJournal(
+            settings.query.journal_transitions, settings.query.journal_alerts
         )
         self.dump_sentences = dump_sentences
         self.windows_closed = 0
@@ -170,6 +174,7 @@ class Pipeline:
         pipeline.dispatcher.load(directory / "alerts")
         if (directory / "history").exists():
             pipeline.history.load(directory / "history")
+            pipeline.journal.load(directory / "journal")
         else:
             logger.warning("checkpoint %s has no sender history (older version): it starts empty", directory)
         pipeline.windows_closed = int(state["windows_closed"])
@@ -245,6 +250,7 @@ class Pipeline:
                 self.sender_labels.pop(sender, None)
             self.monitor.forget_senders(list(update.removed))
             self.history.forget(update.removed)
+            self.journal.forget(update.removed)
             self.history.observe(window)
 
             # 3. Label the window's senders.
@@ -254,6 +260,7 @@ class Pipeline:
             clusters = self._cluster(window, labels)
             alerts = clusters.alerts if clusters is not None else ()
             report = self.dispatcher.dispatch(alerts)
+            self.journal.record(clusters, report.emitted)
 
             if self.dump_sentences is not None:
                 write_sentences(window, self.dump_sentences)
@@ -382,6 +389,7 @@ class Pipeline:
         self.monitor.save(directory / "clusters")
         self.dispatcher.save(directory / "alerts")
         self.history.save(directory / "history")
+        self.journal.save(directory / "journal")
         state = {
             "version": STATE_VERSION,
             "windows_closed": self.windows_closed,

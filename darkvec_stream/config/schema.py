@@ -482,6 +482,12 @@ class QuerySettings:
     history_ports: int = setting(
         16, "Busiest destination ports and services remembered per sender", unit="ports", minimum=1
     )
+    journal_alerts: int = setting(
+        10000, "Recent alerts kept in memory for the API and the report", unit="alerts", minimum=1
+    )
+    journal_transitions: int = setting(
+        100, "Recent transitions kept per cluster", unit="transitions", minimum=1
+    )
     max_page_size: int = setting(1000, "Largest page the query API returns", unit="items", minimum=1)
 
 
