@@ -4,14 +4,19 @@ The input is sender keys with L2-normalised vectors; the output is one
 cluster label per sender (``-1`` for noise), per-sender cosine silhouettes
 and cluster centroids. It does not decide which senders are clustered or
 when, and it keeps no state between runs (tracking does that).
+
+From ``large_min_senders`` senders on, the kNN graph comes from an IVF index
+instead of an exact search and Leiden runs in igraph's C implementation
+instead of ``leidenalg``; below that, results are those of the exact path.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import faiss
 import igraph
@@ -33,6 +38,18 @@ NOISE = -1
 PAPER_K = 3
 PAPER_RESOLUTION = 1.0
 
+# IVF layout for the approximate kNN graph: about 4 * sqrt(n) inverted lists,
+# k-means trained on at most this many points per list (faiss's default of 256
+# makes training cost more than the search at 1 M senders).
+IVF_LISTS_PER_SQRT = 4
+IVF_TRAIN_POINTS_PER_LIST = 64
+# Ten k-means rounds instead of faiss's 25: at 100 k senders the recall of the
+# graph edges did not change and training took a third of the time.
+IVF_TRAIN_ITERATIONS = 10
+# Rows of the sender x cluster similarity matrix computed at once for the
+# silhouette, so its memory stays near 64 MB whatever the number of senders.
+SILHOUETTE_BLOCK_CELLS = 8_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Clustering:
@@ -42,6 +59,8 @@ class Clustering:
     ``0..n_clusters-1`` by decreasing size (ties by smallest member key), and
     ``-1`` is noise. ``silhouettes[i]`` is NaN for noise senders.
     ``centroids[c]`` is the unit-norm mean vector of cluster ``c``.
+    ``timings_s`` holds the seconds spent per step (``graph``, ``communities``,
+    ``silhouettes``) for metrics and benchmarks.
     """
 
     keys: tuple[str, ...]
@@ -51,6 +70,7 @@ class Clustering:
     method: str
     silhouette_method: str
     parameters: dict[str, object] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_clusters(self) -> int:
@@ -70,11 +90,13 @@ class Clustering:
 
     def cluster_silhouettes(self) -> dict[int, float]:
         """Return the mean silhouette of each cluster."""
-        result: dict[int, float] = {}
-        for label in range(self.n_clusters):
-            values = self.silhouettes[self.labels == label]
-            result[label] = float(np.mean(values)) if values.size else float("nan")
-        return result
+        clustered = self.labels >= 0
+        labels = self.labels[clustered]
+        counts = np.bincount(labels, minlength=self.n_clusters)
+        sums = np.bincount(labels, weights=self.silhouettes[clustered], minlength=self.n_clusters)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts
+        return {label: float(mean) if counts[label] else float("nan") for label, mean in enumerate(means.tolist())}
 
 
 def validate_vectors(keys: Sequence[str], vectors: np.ndarray) -> np.ndarray:
@@ -101,17 +123,57 @@ def validate_vectors(keys: Sequence[str], vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(matrix / norms[:, None], dtype=np.float32)
 
 
-def knn_edges(vectors: np.ndarray, k: int, min_similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return the symmetrised kNN graph as (source, target, cosine) arrays with source < target.
+def exact_neighbours(vectors: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (similarities, ids) of the ``neighbours`` nearest rows of every row, self included.
 
-    Neighbours are exact inner products (faiss ``IndexFlatIP``). Negative
-    similarities are clipped to 0 and edges below ``min_similarity`` dropped.
+    Exact inner products (faiss ``IndexFlatIP``): O(n^2) work.
     """
-    count = vectors.shape[0]
-    neighbours = min(k + 1, count)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     similarities, ids = index.search(vectors, neighbours)
+    return similarities, ids
+
+
+def ivf_neighbours(
+    vectors: np.ndarray, neighbours: int, nprobe: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return approximate (similarities, ids) of the ``neighbours`` nearest rows of every row.
+
+    An ``IndexIVFFlat`` with about ``4 * sqrt(n)`` lists, of which ``nprobe``
+    are searched per row: O(n * nprobe * sqrt(n) / 4) work. A missed
+    neighbour is replaced by the next one found, and ids of ``-1`` pad rows
+    whose probed lists hold too few vectors.
+    """
+    count, dimension = vectors.shape
+    lists = max(1, min(count // IVF_TRAIN_POINTS_PER_LIST, int(IVF_LISTS_PER_SQRT * np.sqrt(count))))
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFFlat(quantizer, dimension, lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = IVF_TRAIN_POINTS_PER_LIST
+    index.cp.niter = IVF_TRAIN_ITERATIONS
+    index.cp.seed = seed
+    index.train(vectors)
+    index.add(vectors)
+    index.nprobe = min(nprobe, lists)
+    similarities, ids = index.search(vectors, neighbours)
+    return similarities, ids
+
+
+def knn_edges(
+    vectors: np.ndarray, k: int, min_similarity: float, exact_max: int | None = None, nprobe: int = 16, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the symmetrised kNN graph as (source, target, cosine) arrays with source < target.
+
+    Up to ``exact_max`` senders (always when it is None) neighbours are exact
+    inner products; above it they come from ``ivf_neighbours`` with
+    ``nprobe``. Negative similarities are clipped to 0 and edges below
+    ``min_similarity`` dropped.
+    """
+    count = vectors.shape[0]
+    neighbours = min(k + 1, count)
+    if exact_max is None or count <= exact_max:
+        similarities, ids = exact_neighbours(vectors, neighbours)
+    else:
+        similarities, ids = ivf_neighbours(vectors, neighbours, nprobe, seed)
     sources = np.repeat(np.arange(count, dtype=np.int64), neighbours)
     targets = ids.reshape(-1).astype(np.int64)
     weights = np.clip(similarities.reshape(-1).astype(np.float64), 0.0, 1.0)
@@ -155,10 +217,9 @@ def silhouettes_of(
 ) -> tuple[np.ndarray, str]:
     """Return per-sender cosine silhouettes (NaN for noise) and the method used.
 
-    Up to ``exact_max`` clustered senders the exact silhouette is computed
-    (O(n^2) distances). Above it, the simplified silhouette replaces the mean
-    distance to a cluster by the distance to its centroid: O(n * clusters),
-    and usually a little higher than the exact value.
+    Up to ``exact_max`` clustered senders, scikit-learn's pairwise silhouette
+    (method ``exact``, O(n^2) distances). Above it, the same silhouette from
+    cluster vector sums (method ``cluster-sums``, see ``sum_silhouettes``).
     """
     result = np.full(labels.shape[0], np.nan, dtype=np.float64)
     clustered = labels >= 0
@@ -170,15 +231,50 @@ def silhouettes_of(
     if clustered.sum() <= exact_max:
         result[clustered] = silhouette_samples(vectors[clustered], labels[clustered], metric="cosine")
         return result, "exact"
-    distances = 1.0 - vectors[clustered].astype(np.float64) @ centroids.T.astype(np.float64)
-    own_labels = labels[clustered]
-    rows = np.arange(own_labels.shape[0])
-    own = distances[rows, own_labels]
-    distances[rows, own_labels] = np.inf
-    nearest_other = distances.min(axis=1)
-    denominator = np.maximum(np.maximum(own, nearest_other), 1e-12)
-    result[clustered] = (nearest_other - own) / denominator
-    return result, "centroid"
+    result[clustered] = sum_silhouettes(vectors[clustered], labels[clustered], n_clusters)
+    return result, "cluster-sums"
+
+
+def sum_silhouettes(vectors: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Return the exact cosine silhouette of unit rows in O(n * clusters * dimension).
+
+    The mean cosine distance from ``x`` to the members of a cluster is
+    ``1 - x . sum / size``, because the distance is linear in the other
+    vector; for ``x``'s own cluster, ``x`` itself (distance ``1 - x . x``) is
+    left out. So no pairwise distance is needed. Members of one-member
+    clusters score 0, as in scikit-learn. ``labels`` must be ``0..n_clusters-1``.
+    """
+    matrix = vectors.astype(np.float64)
+    sizes = np.bincount(labels, minlength=n_clusters).astype(np.float64)
+    sums = np.zeros((n_clusters, matrix.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, matrix)
+    result = np.zeros(matrix.shape[0], dtype=np.float64)
+    block = max(1, SILHOUETTE_BLOCK_CELLS // max(n_clusters, 1))
+    for start in range(0, matrix.shape[0], block):
+        stop = min(start + block, matrix.shape[0])
+        result[start:stop] = _silhouette_block(matrix[start:stop], labels[start:stop], sums, sizes)
+    return result
+
+
+def _silhouette_block(rows: np.ndarray, labels: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    dots = rows @ sums.T
+    positions = np.arange(rows.shape[0])
+    own_size = sizes[labels]
+    self_dot = np.einsum("ij,ij->i", rows, rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Sum of distances to the other members: (size - 1) - (x . sum - x . x).
+        own = ((own_size - 1.0) - (dots[positions, labels] - self_dot)) / (own_size - 1.0)
+        mean_distances = 1.0 - dots / sizes[None, :]
+    mean_distances[positions, labels] = np.inf
+    nearest_other = mean_distances.min(axis=1)
+    # Round-off can push a mean distance of near-duplicates just below 0.
+    own = np.maximum(own, 0.0)
+    nearest_other = np.maximum(nearest_other, 0.0)
+    denominator = np.maximum(own, nearest_other)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        silhouettes = (nearest_other - own) / denominator
+    silhouettes[(own_size <= 1) | (denominator == 0)] = 0.0
+    return silhouettes
 
 
 class SenderClusterer:
@@ -189,6 +285,11 @@ class SenderClusterer:
     vectors, or ``darkvec-paper`` (k=3 graph, Louvain, resolution 1, nothing
     pruned, every community kept) for comparison. Clusters smaller than
     ``min_cluster_size`` become noise (label ``-1``).
+
+    From ``large_min_senders`` senders on, graph methods search the kNN
+    graph with an IVF index probing ``ivf_nprobe`` lists, and Leiden runs in
+    igraph's C implementation: both cost a fraction of the exact path at
+    1 M senders, with a measured recall and ARI in ``docs/benchmarks/clusters.md``.
 
     >>> from darkvec_stream.clusters.synthetic import nested_blobs
     >>> blobs = nested_blobs(group_sizes=((40,), (30,)), background=0, seed=1)
@@ -206,6 +307,8 @@ class SenderClusterer:
         min_cluster_size: int = 5,
         hdbscan_min_samples: int | None = None,
         silhouette_exact_max: int = 5000,
+        large_min_senders: int = 100_000,
+        ivf_nprobe: int = 16,
         seed: int = 0,
     ) -> None:
         if method not in METHODS:
@@ -218,6 +321,10 @@ class SenderClusterer:
             raise ConfigError(f"clustering min_similarity must be a cosine in [-1, 1], got {min_similarity}")
         if min_cluster_size < 1:
             raise ConfigError(f"min_cluster_size must be at least 1, got {min_cluster_size}")
+        if large_min_senders < 1:
+            raise ConfigError(f"clustering large_min_senders must be at least 1, got {large_min_senders}")
+        if ivf_nprobe < 1:
+            raise ConfigError(f"clustering ivf_nprobe must be at least 1, got {ivf_nprobe}")
         if method == "darkvec-paper":
             k, resolution, min_similarity, min_cluster_size = PAPER_K, PAPER_RESOLUTION, 0.0, 1
         self.method = method
@@ -227,6 +334,8 @@ class SenderClusterer:
         self.min_cluster_size = min_cluster_size
         self.hdbscan_min_samples = hdbscan_min_samples
         self.silhouette_exact_max = silhouette_exact_max
+        self.large_min_senders = large_min_senders
+        self.ivf_nprobe = ivf_nprobe
         self.seed = seed
 
     @property
@@ -237,6 +346,8 @@ class SenderClusterer:
             "resolution": self.resolution,
             "min_similarity": self.min_similarity,
             "min_cluster_size": self.min_cluster_size,
+            "large_min_senders": self.large_min_senders,
+            "ivf_nprobe": self.ivf_nprobe,
             "seed": self.seed,
         }
 
@@ -248,35 +359,64 @@ class SenderClusterer:
             empty = np.zeros(0, dtype=np.int64)
             return Clustering(keys, empty, np.zeros(0), np.zeros((0, matrix.shape[1]), np.float32),
                               self.method, "undefined", self.parameters)
-        raw_labels = self._raw_labels(matrix)
+        timings_s: dict[str, float] = {}
+        raw_labels = self._raw_labels(matrix, timings_s)
+
+        started = time.perf_counter()
         labels = _relabel(raw_labels, keys, self.min_cluster_size)
         n_clusters = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
         centroids = centroids_of(matrix, labels, n_clusters)
         silhouettes, silhouette_method = silhouettes_of(matrix, labels, centroids, self.silhouette_exact_max)
-        logger.debug("clustered %s senders into %s clusters (%s noise) with %s",
-                     len(keys), n_clusters, int((labels == NOISE).sum()), self.method)
-        return Clustering(keys, labels, silhouettes, centroids, self.method, silhouette_method, self.parameters)
+        timings_s["silhouettes"] = time.perf_counter() - started
+        logger.debug("clustered %s senders into %s clusters (%s noise) with %s in %s",
+                     len(keys), n_clusters, int((labels == NOISE).sum()), self.method, timings_s)
+        return Clustering(keys, labels, silhouettes, centroids, self.method, silhouette_method, self.parameters,
+                          timings_s)
 
-    def _raw_labels(self, matrix: np.ndarray) -> np.ndarray:
+    def _raw_labels(self, matrix: np.ndarray, timings_s: dict[str, float]) -> np.ndarray:
+        started = time.perf_counter()
         if self.method == "hdbscan":
-            return self._hdbscan(matrix)
-        sources, targets, weights = knn_edges(matrix, self.k, self.min_similarity)
-        graph = igraph.Graph(n=matrix.shape[0], edges=np.column_stack([sources, targets]).tolist())
+            labels = self._hdbscan(matrix)
+            timings_s["communities"] = time.perf_counter() - started
+            return labels
+        graph = self._graph(matrix)
+        timings_s["graph"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        labels = self._communities(graph)
+        timings_s["communities"] = time.perf_counter() - started
+        return labels
+
+    def _graph(self, matrix: np.ndarray) -> igraph.Graph:
+        sources, targets, weights = knn_edges(matrix, self.k, self.min_similarity,
+                                              exact_max=self.large_min_senders - 1, nprobe=self.ivf_nprobe,
+                                              seed=self.seed)
+        # igraph reads an (m, 2) integer array directly; a list of Python
+        # pairs costs as much time and several times the memory.
+        graph = igraph.Graph(n=matrix.shape[0], edges=np.column_stack([sources, targets]))
         graph.es["weight"] = weights.tolist()
+        return graph
+
+    def _communities(self, graph: igraph.Graph) -> np.ndarray:
+        if self.method == "leiden" and graph.vcount() >= self.large_min_senders:
+            # leidenalg took 43 s on 90 k senders where igraph's own Leiden
+            # (same modularity with resolution) took 4 s.
+            return self._seeded(lambda: graph.community_leiden(
+                objective_function="modularity", weights="weight", resolution=self.resolution, n_iterations=-1))
         if self.method == "leiden":
             partition = leidenalg.find_partition(
                 graph, leidenalg.RBConfigurationVertexPartition, weights="weight",
                 resolution_parameter=self.resolution, seed=self.seed, n_iterations=-1,
             )
             return np.asarray(partition.membership, dtype=np.int64)
-        return self._louvain(graph)
+        return self._seeded(lambda: graph.community_multilevel(weights="weight", resolution=self.resolution))
 
-    def _louvain(self, graph: igraph.Graph) -> np.ndarray:
+    def _seeded(self, detect: Callable[[], igraph.VertexClustering]) -> np.ndarray:
         # igraph draws its node order from a process-wide generator: swap in a
         # seeded one for this call so runs repeat, then put the default back.
         igraph.set_random_number_generator(random.Random(self.seed))
         try:
-            communities = graph.community_multilevel(weights="weight", resolution=self.resolution)
+            communities = detect()
         finally:
             igraph.set_random_number_generator(random)
         return np.asarray(communities.membership, dtype=np.int64)

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkvec_stream.clusters.clustering import NOISE, SenderClusterer, knn_edges
+from darkvec_stream.clusters import clustering
+from darkvec_stream.clusters.clustering import NOISE, SenderClusterer, ivf_neighbours, knn_edges, sum_silhouettes
 from darkvec_stream.clusters.quality import adjusted_rand, merges_and_splits, noise_as_singletons
 from darkvec_stream.clusters.synthetic import nested_blobs, unit_rows
 from darkvec_stream.errors import ConfigError, InputError
@@ -70,15 +71,45 @@ def test_exact_silhouettes_match_sklearn():
     assert all(value > 0.5 for value in means.values())
 
 
-def test_centroid_silhouette_above_size_limit():
+def test_sum_silhouette_above_size_limit():
     data = nested_blobs(group_sizes=((40,), (30,), (20,)), background=0, seed=4)
     exact = SenderClusterer(seed=4).cluster(data.keys, data.vectors)
-    approx = SenderClusterer(seed=4, silhouette_exact_max=10).cluster(data.keys, data.vectors)
-    assert approx.silhouette_method == "centroid"
-    assert np.array_equal(exact.labels, approx.labels)
-    # The simplified silhouette tracks the exact one on compact clusters.
-    assert np.corrcoef(exact.silhouettes, approx.silhouettes)[0, 1] > 0.8
-    assert np.all(approx.silhouettes <= 1.0)
+    summed = SenderClusterer(seed=4, silhouette_exact_max=10).cluster(data.keys, data.vectors)
+    assert summed.silhouette_method == "cluster-sums"
+    assert np.array_equal(exact.labels, summed.labels)
+    assert np.allclose(exact.silhouettes, summed.silhouettes, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(3, 60), clusters=st.integers(2, 8), seed=st.integers(0, 20), dim=st.integers(2, 9))
+def test_sum_silhouettes_match_sklearn(count, clusters, seed, dim):
+    from sklearn.metrics import silhouette_samples
+
+    rng = np.random.default_rng(seed)
+    vectors = unit_rows(rng.normal(size=(count, dim))).astype(np.float64)
+    # Random labels leave some clusters with one member, which sklearn scores 0.
+    labels = rng.integers(0, min(clusters, count - 1), size=count)
+    labels = np.unique(labels, return_inverse=True)[1]
+    if labels.max() < 1:
+        labels[0] = 1
+    expected = silhouette_samples(vectors, labels, metric="cosine")
+    assert np.allclose(sum_silhouettes(vectors, labels, int(labels.max()) + 1), expected, atol=1e-6)
+
+
+def test_sum_silhouettes_in_blocks(monkeypatch):
+    data = nested_blobs(group_sizes=((40,), (30,), (20,)), background=0, seed=8)
+    labels = np.asarray([int(group[1:]) for group in data.groups])
+    whole = sum_silhouettes(data.vectors, labels, 3)
+    monkeypatch.setattr(clustering, "SILHOUETTE_BLOCK_CELLS", 7)
+    assert np.array_equal(sum_silhouettes(data.vectors, labels, 3), whole)
+
+
+def test_cluster_silhouette_means():
+    data = nested_blobs(group_sizes=((30,), (20,)), background=10, seed=5)
+    result = SenderClusterer(seed=5).cluster(data.keys, data.vectors)
+    means = result.cluster_silhouettes()
+    for label in range(result.n_clusters):
+        assert means[label] == pytest.approx(float(np.mean(result.silhouettes[result.labels == label])))
 
 
 def test_noise_silhouette_is_nan():
@@ -128,6 +159,10 @@ def test_bad_settings_rejected():
         SenderClusterer(resolution=0)
     with pytest.raises(ConfigError, match="min_similarity"):
         SenderClusterer(min_similarity=2.0)
+    with pytest.raises(ConfigError, match="large_min_senders"):
+        SenderClusterer(large_min_senders=0)
+    with pytest.raises(ConfigError, match="ivf_nprobe"):
+        SenderClusterer(ivf_nprobe=0)
 
 
 def test_noise_scored_as_singletons():
@@ -149,3 +184,62 @@ def test_knn_edges_are_valid(count, k, min_similarity, seed):
     assert np.all(weights >= min_similarity)
     expected = (vectors[sources] * vectors[targets]).sum(axis=1)
     assert np.allclose(weights, expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def mid_blobs():
+    """Six thousand senders: enough inverted lists for the IVF path to probe a small share."""
+    groups = ((900,), (300, 200), (250,), (150, 150), (100,), (80, 60), (50,), (40,), (30,))
+    return nested_blobs(group_sizes=groups, background=2000, member_spread=0.8, subgroup_spread=0.8, seed=11)
+
+
+def test_default_path_is_leidenalg_on_exact_graph(mid_blobs):
+    import igraph
+    import leidenalg
+
+    result = SenderClusterer(seed=4).cluster(mid_blobs.keys, mid_blobs.vectors)
+    sources, targets, weights = knn_edges(clustering.validate_vectors(mid_blobs.keys, mid_blobs.vectors), 10, 0.5)
+    graph = igraph.Graph(n=len(mid_blobs.keys), edges=list(zip(sources.tolist(), targets.tolist())))
+    graph.es["weight"] = weights.tolist()
+    partition = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights="weight",
+                                         resolution_parameter=0.5, seed=4, n_iterations=-1)
+    expected = clustering._relabel(np.asarray(partition.membership), mid_blobs.keys, 5)
+    assert np.array_equal(result.labels, expected)
+
+
+def test_exact_graph_below_large_threshold(mid_blobs):
+    vectors = clustering.validate_vectors(mid_blobs.keys, mid_blobs.vectors)
+    exact = knn_edges(vectors, 10, 0.5)
+    at_limit = knn_edges(vectors, 10, 0.5, exact_max=len(vectors))
+    for left, right in zip(exact, at_limit):
+        assert np.array_equal(left, right)
+
+
+def test_ivf_neighbours_close_to_exact(mid_blobs):
+    vectors = clustering.validate_vectors(mid_blobs.keys, mid_blobs.vectors)
+    exact_similarity, _ = clustering.exact_neighbours(vectors, 11)
+    ivf_similarity, ivf_ids = ivf_neighbours(vectors, 11, nprobe=16)
+    grouped = np.asarray([group != "background" for group in mid_blobs.groups])
+    assert (ivf_ids[:, 0] == np.arange(len(vectors))).mean() > 0.99
+    # In a dense group many neighbours are nearly as close as the exact ones:
+    # compare how similar the found neighbours are, not which ones they are.
+    ratio = ivf_similarity[grouped, 1:].mean() / exact_similarity[grouped, 1:].mean()
+    assert ratio > 0.97
+
+
+def test_large_path_keeps_structure(mid_blobs):
+    exact = SenderClusterer(seed=4).cluster(mid_blobs.keys, mid_blobs.vectors)
+    for method in ("leiden", "louvain"):
+        large = SenderClusterer(method=method, seed=4, large_min_senders=1000).cluster(
+            mid_blobs.keys, mid_blobs.vectors)
+        assert large.parameters["large_min_senders"] == 1000
+        assert adjusted_rand(mid_blobs.subgroups, large.labels) >= 0.9, method
+        assert adjusted_rand(mid_blobs.subgroups, large.labels) >= adjusted_rand(
+            mid_blobs.subgroups, exact.labels) - 0.05, method
+
+
+def test_large_path_repeats_with_seed(mid_blobs):
+    runs = [SenderClusterer(seed=2, large_min_senders=1000).cluster(mid_blobs.keys, mid_blobs.vectors)
+            for _ in range(2)]
+    assert np.array_equal(runs[0].labels, runs[1].labels)
+    assert set(runs[0].timings_s) == {"graph", "communities", "silhouettes"}
