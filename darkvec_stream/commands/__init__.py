@@ -14,4 +14,7 @@ COMMANDS = (
     "clusters",
     "config",
     "demo",
+    "route",
+    "worker",
+    "trainer",
 )

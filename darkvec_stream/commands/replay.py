@@ -56,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--partitioning", default="single", choices=PARTITIONINGS,
         help="'single': every record to --partition, so topic order is event-time order (default); "
-        "'source-hash': spread senders over all partitions by a hash of the source address",
+        "'source-hash': spread senders over all partitions by a hash of the source address; "
+        "'service': each record to the partition of its service (services.mode domain or single), "
+        "the input of 'darkvec-stream worker'",
     )
     parser.add_argument("--partition", type=int, default=0, help="partition used by --partitioning single (default: 0)")
     parser.add_argument(
@@ -90,6 +92,12 @@ def resolved_bootstrap(bootstrap_servers: str) -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
+def _services(settings: Any) -> Any:
+    from darkvec_stream.scaleout.settings import build_services
+
+    return build_services(settings)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     kafka = settings.kafka
@@ -117,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             partition=args.partition,
             security=security,
             progress=not args.no_progress,
+            services=_services(settings) if args.partitioning == "service" else None,
         )
     print(summary.render())
     return 0

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -31,10 +31,14 @@ from darkvec_stream.errors import ConfigError, DarkvecError, InputError
 from darkvec_stream.ingest.record import Record, Rejected
 from darkvec_stream.kafka.security import KafkaSecurity, masked
 
+if TYPE_CHECKING:
+    from darkvec_stream.scaleout.routing import ServiceRouter
+    from darkvec_stream.windows.services import ServiceMap
+
 logger = logging.getLogger(__name__)
 
-Partitioning = Literal["single", "source-hash"]
-PARTITIONINGS = ("single", "source-hash")
+Partitioning = Literal["single", "source-hash", "service"]
+PARTITIONINGS = ("single", "source-hash", "service")
 # Chosen by measurement (docs/benchmarks/kafka.md): 1000 records per message
 # is past the point where the producer's per-message cost stops mattering.
 DEFAULT_BATCH_RECORDS = 1000
@@ -253,9 +257,14 @@ class _Batcher:
         return len(lines)
 
 
-def _partition_for(record: Record, partitioning: Partitioning, partition: int, partition_count: int) -> int:
+def _partition_for(
+    record: Record, partitioning: Partitioning, partition: int, partition_count: int,
+    router: "ServiceRouter | None" = None,
+) -> int:
     if partitioning == "single":
         return partition
+    if router is not None:
+        return router.partition_of(record)
     # crc32, not hash(), so a sender lands on the same partition in every run.
     return zlib.crc32(record.src.encode("utf-8")) % partition_count
 
@@ -284,6 +293,7 @@ def replay(
     partition: int = 0,
     security: KafkaSecurity | None = None,
     progress: bool = False,
+    services: "ServiceMap | None" = None,
     producer_factory: Callable[..., KafkaProducer] = KafkaProducer,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -294,9 +304,14 @@ def replay(
     topic's order is the event-time order. ``"source-hash"`` spreads senders
     over all partitions by a CRC32 of the source address. Each partition is
     then in event-time order, but a consumer may read one partition ahead of
-    another, so the windows' lateness must cover that skew.
+    another, so the windows' lateness must cover that skew. ``"service"``
+    sends each record to the partition of its service under ``services``
+    (``domain`` or ``single`` mode), as ``darkvec-stream route`` does, for
+    the scale-out window workers.
     """
     _validate(topic, batch_records, partitioning, partition)
+    if partitioning == "service" and services is None:
+        raise ConfigError("--partitioning service needs the service map: pass services (services.mode domain)")
     pacer = Pacer(speedup, max_rate, clock)
     resolved = [Path(path) for path in paths]
     for path in resolved:
@@ -320,8 +335,9 @@ def replay(
     try:
         partition_count = _partition_count(producer, topic, partition, partitioning)
         records = ordered_records(resolved, format, decoder_options, summary)
+        router = _service_router(services, partition_count) if partitioning == "service" else None
         _send_all(records, producer, topic, batch_records, partitioning, partition, partition_count,
-                  pacer, summary, progress, clock, sleep)
+                  pacer, summary, progress, clock, sleep, router)
         producer.flush()
     except KafkaError as error:
         raise DarkvecError(f"replay to topic {topic!r} on {bootstrap_servers} failed: {error}") from error
@@ -330,6 +346,13 @@ def replay(
     summary.wall_s = clock() - started_s
     logger.info("replay finished: %s records, %s messages", summary.records, summary.messages)
     return summary
+
+
+def _service_router(services: "ServiceMap | None", partition_count: int) -> "ServiceRouter":
+    from darkvec_stream.scaleout.routing import ServiceRouter
+
+    assert services is not None  # checked by replay() before connecting
+    return ServiceRouter(services, partition_count)
 
 
 def _partition_count(producer: KafkaProducer, topic: str, partition: int, partitioning: str) -> int:
@@ -356,6 +379,7 @@ def _send_all(
     progress: bool,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    router: "ServiceRouter | None" = None,
 ) -> None:
     from tqdm import tqdm
 
@@ -373,7 +397,8 @@ def _send_all(
                     sleep(delay_s)
 
             # 2. Queue it; a full batch goes out as one message.
-            bar.update(batcher.add(record, _partition_for(record, partitioning, partition, partition_count)))
+            target = _partition_for(record, partitioning, partition, partition_count, router)
+            bar.update(batcher.add(record, target))
             summary.records += 1
             if summary.first_ts_ns is None:
                 summary.first_ts_ns = record.ts_ns
