@@ -489,6 +489,16 @@ class QuerySettings:
         100, "Recent transitions kept per cluster", unit="transitions", minimum=1
     )
     max_page_size: int = setting(1000, "Largest page the query API returns", unit="items", minimum=1)
+    max_neighbours: int = setting(
+        100, "Largest k that /senders/{ip}/neighbours accepts", unit="senders", minimum=1, maximum=10000
+    )
+    request_timeout_s: float = setting(
+        10.0, "Socket timeout of one query API request; a stalled client is dropped after it", unit="s",
+        minimum=0.1,
+    )
+    max_connections: int = setting(
+        64, "Query API connections answered at once; more get 503 at once", unit="connections", minimum=1
+    )
 
 
 @dataclass(frozen=True)
