@@ -14,6 +14,7 @@ COMMANDS = (
     "clusters",
     "config",
     "demo",
+    "report",
     "route",
     "worker",
     "trainer",
