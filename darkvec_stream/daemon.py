@@ -34,6 +34,8 @@ from darkvec_stream.stages import build_consumer, build_security, file_outputs
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import Health, MetricsServer, PipelineMetrics
 from darkvec_stream.pipeline import Pipeline, WindowResult
+from darkvec_stream.query.server import QueryServer
+from darkvec_stream.query.snapshot import SnapshotPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,10 @@ class Daemon:
         self.stop = StopFlag()
         self.summary = RunSummary()
         self.pipeline: Pipeline | None = None
+        # The query API reads snapshots published after each window, never
+        # the live pipeline objects.
+        self.snapshots = SnapshotPublisher()
+        self.query_server: QueryServer | None = None
         self._store: CheckpointStore | None = None
         # Built here so that invalid TLS or SASL settings fail before any
         # broker, server or file is touched.
@@ -116,7 +122,7 @@ class Daemon:
 
     def run_kafka(self, *, exit_when_idle_s: float | None = None, flush_at_exit: bool = False) -> RunSummary:
         """Consume the configured topic until a signal (or until idle, for finite replays)."""
-        with self.stop.installed(), self._metrics_server(), self._bootstrap() as bootstrap:
+        with self.stop.installed(), self._metrics_server(), self._query_server(), self._bootstrap() as bootstrap:
             pipeline, offsets = self._open_pipeline()
             if self.summary.restored_from is None:
                 # A checkpoint before the first record: it records the sizes
@@ -152,7 +158,7 @@ class Daemon:
             if not Path(path).is_file():
                 raise InputError(f"input file {path} is not found or not a file")
         self._refuse_earlier_results()
-        with self.stop.installed(), self._metrics_server():
+        with self.stop.installed(), self._metrics_server(), self._query_server():
             pipeline, _ = self._open_pipeline(restore=False)
             for path in paths:
                 self._feed_file(pipeline, path, fmt)
@@ -275,6 +281,7 @@ class Daemon:
         if pipeline is None:
             pipeline = Pipeline.create(settings, self.output_dir, self.metrics, self.dump_sentences)
         self.pipeline = pipeline
+        self._publish_snapshot(pipeline, None)
         self.health.ready = True
         return pipeline, offsets
 
@@ -322,6 +329,19 @@ class Daemon:
             self.summary.windows.append(result.brief())
             self.health.last_window_close_s = time.time()
             self.health.last_window_start_ns = result.window.start_ns
+        if results and self.pipeline is not None:
+            changed: set[str] = set()
+            for result in results:
+                changed.update(result.window.activity)
+                changed.update(result.embedding.removed)
+            self._publish_snapshot(self.pipeline, changed)
+
+    def _publish_snapshot(self, pipeline: Pipeline, changed: set[str] | None) -> None:
+        """Hand the query API a copy of the state; ``changed=None`` copies every sender."""
+        if self.query_server is None:
+            return
+        self.snapshots.publish(pipeline.embedding, pipeline.history, pipeline.journal, pipeline.sender_labels,
+                               pipeline.windows_closed, changed)
 
     def _publish_lag(self, consumer: RecordConsumer) -> None:
         for (topic, partition), lag in consumer.lag().items():
@@ -347,6 +367,33 @@ class Daemon:
         try:
             yield
         finally:
+            server.stop()
+
+    @contextlib.contextmanager
+    def _query_server(self) -> Iterator[None]:
+        query = self.settings.query
+        if not query.enabled:
+            yield
+            return
+        try:
+            server = QueryServer.for_source(
+                self.snapshots, query.host, query.port,
+                max_page_size=query.max_page_size, max_neighbours=query.max_neighbours,
+                evidence_neighbours=self.settings.knn.k, request_timeout_s=query.request_timeout_s,
+                max_connections=query.max_connections,
+            ).start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"query.port {query.port} on {query.host} is in use, perhaps by another "
+                    "darkvec-stream; set query.port to a free port, 0 for any, or query.enabled=false"
+                ) from None
+            raise ConfigError(f"query API cannot listen on {query.host}:{query.port}: {error.strerror}") from None
+        self.query_server = server
+        try:
+            yield
+        finally:
+            self.query_server = None
             server.stop()
 
     @contextlib.contextmanager
