@@ -12,6 +12,7 @@ COMMANDS = (
     "evaluate",
     "export",
     "clusters",
+    "query",
     "config",
     "demo",
     "report",
