@@ -3,7 +3,8 @@
 It reads vectors from a saved embedding state or a vectors file, optionally
 traffic records (for ports, services and activity over time) and label
 sources, and writes profiles and silhouettes as JSON, CSV and a text table.
-It does not train embeddings or track clusters over time.
+With ``--api URL`` it instead lists the clusters a running daemon tracks,
+from its query API. It does not train embeddings or track clusters over time.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ def register(subparsers: Any) -> None:
         "clusters",
         help="cluster saved sender vectors and write cluster profiles",
         description="Cluster sender vectors from a saved embedding state or a vectors file and write "
-                    "per-cluster profiles (ports, subnets, labels, activity) and silhouettes to --out.",
+                    "per-cluster profiles (ports, subnets, labels, activity) and silhouettes to --out, "
+                    "or list the clusters a running daemon tracks with --api.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--api", metavar="URL",
+                        help="list the live clusters of the daemon whose query API is at URL, for example "
+                             "http://127.0.0.1:9109 (with --out, also write them to clusters.json)")
     source.add_argument("--state", type=Path, metavar="DIR", help="saved embedding state directory to read vectors from")
     source.add_argument("--vectors", type=Path, metavar="FILE", help="vectors file, CSV or Parquet with ip,v0..vN")
     parser.add_argument("--records", type=Path, metavar="FILE",
@@ -73,11 +78,17 @@ def register(subparsers: Any) -> None:
                              "for example 141.212.0.0/16")
     parser.add_argument("--top", type=int, default=5, metavar="N",
                         help="entries per top-N list in profiles, such as ports and subnets (default: 5)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write results into")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="directory to write results into (required unless --api is given)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.api is not None:
+        return _list_live(args)
+    if args.out is None:
+        raise InputError("--out DIR is required when clustering --state or --vectors; "
+                         "give a directory to write the results into")
     focus = [_parse_prefix(text) for text in args.focus]
     clusterer = clusterer_from_args(args, settings_from_args(args))
     keys, vectors = _load_vectors(args)
@@ -93,6 +104,26 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(clustering, profiles))
     for prefix in focus:
         print(format_focus(prefix, clustering))
+    return 0
+
+
+def _list_live(args: argparse.Namespace) -> int:
+    from darkvec_stream.commands.query import fetch_json, format_live_clusters
+
+    settings_from_args(args)
+    clusters: list[dict[str, Any]] = []
+    target: str | None = "/clusters?limit=1000"
+    window_index = None
+    while target is not None:
+        page = fetch_json(args.api, target, timeout_s=30.0)
+        clusters.extend(page["items"])
+        window_index = page.get("window_index")
+        target = page["next"]
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        document = {"source": args.api, "window_index": window_index, "clusters": clusters}
+        (args.out / "clusters.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+    print(format_live_clusters(clusters, window_index, top=args.top))
     return 0
 
 

@@ -187,3 +187,19 @@ def _spark(packets: int, peak: int) -> str:
     if packets <= 0 or peak <= 0:
         return SPARK[0]
     return SPARK[max(1, round(packets / peak * (len(SPARK) - 1)))]
+
+
+def format_live_clusters(clusters: Sequence[dict[str, Any]], window_index: int | None, top: int = 5) -> str:
+    """Return a fixed-width table of live clusters, largest first."""
+    rows = [f"{'cluster':<10} {'size':>6} {'silh.':>6} {'/24s':>5} {'unknown':>7}  {'last change':<12} "
+            "top ports / labels"]
+    for item in sorted(clusters, key=lambda entry: (-entry["size"], entry["id"])):
+        profile = item["profile"]
+        silhouette = "n/a" if item["silhouette"] is None else f"{item['silhouette']:.3f}"
+        ports = " ".join(str(port) for port, _ in profile.get("top_ports", [])[:top]) or "-"
+        known = [f"{label}:{count}" for label, count in profile.get("label_counts", {}).items() if label != "unknown"]
+        change = (item.get("last_transition") or {}).get("kind", "-")
+        rows.append(f"{item['id']:<10} {item['size']:>6} {silhouette:>6} {profile.get('subnets_24', 0):>5} "
+                    f"{profile.get('unknown_share', 0.0):>7.0%}  {change:<12} {ports} / {' '.join(known) or '-'}")
+    rows.append(f"{len(clusters)} clusters in the clustering run of window {window_index}.")
+    return "\n".join(rows)
