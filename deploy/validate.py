@@ -144,7 +144,7 @@ def _service_problems(service: dict[str, Any]) -> list[str]:
 def _layout_problems(services: dict[str, Any]) -> list[str]:
     expected = {"daemon": ("single", "run"), "worker-1": ("scaleout", "worker"),
                 "worker-2": ("scaleout", "worker"), "trainer": ("scaleout", "trainer"),
-                "replay": ("replay", "replay")}
+                "router": ("scaleout", "route"), "replay": ("replay", "replay")}
     problems = []
     for name, (profile, subcommand) in expected.items():
         service = services.get(name)

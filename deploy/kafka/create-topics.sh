@@ -2,9 +2,22 @@
 # Create the topics darkvec-stream uses on an Apache Kafka (KRaft) cluster.
 # One partition for the records topic keeps event-time order exact; with more
 # partitions, set windows.lateness_s above the skew between partitions.
+# The scale-out topics are created too (unused by the single daemon):
+# darkvec.records.by-service gets SCALEOUT_PARTITIONS partitions, the most
+# workers that can share the load; darkvec.sentences gets one, read by the
+# single trainer.
 set -eu
 BOOTSTRAP="${BOOTSTRAP:-127.0.0.1:9092}"
 KAFKA_BIN="${KAFKA_BIN:-/opt/kafka/bin}"
-"$KAFKA_BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic darkvec.records --partitions 1 --replication-factor 1
-"$KAFKA_BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic darkvec.alerts --partitions 1 --replication-factor 1
-"$KAFKA_BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic darkvec.deadletter --partitions 1 --replication-factor 1
+SCALEOUT_PARTITIONS="${SCALEOUT_PARTITIONS:-4}"
+
+create() {
+    "$KAFKA_BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
+        --topic "$1" --partitions "$2" --replication-factor 1
+}
+
+create darkvec.records 1
+create darkvec.alerts 1
+create darkvec.deadletter 1
+create darkvec.records.by-service "$SCALEOUT_PARTITIONS"
+create darkvec.sentences 1

@@ -219,7 +219,7 @@ def test_units_are_hardened() -> None:
     required = ("NoNewPrivileges=true", "ProtectSystem=strict", "ReadWritePaths=", "User=darkvec",
                 "Restart=on-failure", "CapabilityBoundingSet=\n", "KillSignal=SIGTERM")
     units = sorted((DEPLOY / "systemd").glob("*.service"))
-    assert len(units) == 3
+    assert len(units) == 4
     for unit in units:
         text = unit.read_text()
         missing = [setting for setting in required if setting not in text]
