@@ -144,8 +144,7 @@ def _heat(axes: Any, matrix: np.ndarray, cmap: str = "viridis") -> Any:
     if masked.count() == 0:
         axes.imshow(np.zeros(matrix.shape), cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
         return None
-    colours = matplotlib.colormaps[cmap].copy()
-    colours.set_bad("white")
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="white")
     norm = LogNorm(vmin=1, vmax=max(2, int(masked.max())))
     return axes.imshow(masked, cmap=colours, norm=norm, aspect="auto", interpolation="nearest")
 

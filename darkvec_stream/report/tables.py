@@ -241,7 +241,7 @@ def _label_phrase(row: ClusterRow) -> str:
     label, count = ranked[0]
     if count == row.senders:
         return f"all {label}"
-    if count * 2 >= row.senders:
+    if count * 2 > row.senders:
         return f"mostly {label} ({count / row.senders:.0%})"
     return "mixed: " + ", ".join(f"{name} {value / row.senders:.0%}" for name, value in ranked[:3])
 
