@@ -8,8 +8,8 @@ requests or read any state.
 
 from __future__ import annotations
 
-import math
 import re
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from darkvec_stream.ingest.address import canonical_address
 from darkvec_stream.ingest.errors import RecordError
@@ -91,13 +91,14 @@ def parse_since_ns(text: str) -> int:
     if len(stripped) > MAX_SENDER_CHARS:
         raise ApiError(400, "bad_parameter", f"since={shown(text)} is too long to be a time")
     try:
-        seconds = float(stripped)
-    except ValueError:
+        # Decimal, not float: a float loses nanoseconds beyond 2**53.
+        seconds = Decimal(stripped)
+    except InvalidOperation:
         return _iso_to_ns(stripped)
-    if not math.isfinite(seconds) or not -MAX_EPOCH_S <= seconds <= MAX_EPOCH_S:
+    if not seconds.is_finite() or not -MAX_EPOCH_S <= seconds <= MAX_EPOCH_S:
         raise ApiError(400, "bad_parameter",
                        f"since={shown(text)} is out of range: give epoch seconds up to {MAX_EPOCH_S} or an ISO 8601 time")
-    return int(round(seconds * NS_PER_S))
+    return int((seconds * NS_PER_S).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def _iso_to_ns(text: str) -> int:

@@ -116,7 +116,10 @@ class QueryServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # ``shutdown`` waits for ``serve_forever`` to return: it would never
+        # return for a server that was built but not started.
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
         logger.info("query API on %s/ stopped", self.url)
 
