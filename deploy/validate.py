@@ -1,10 +1,10 @@
 """Validate the deployment files offline, without a container engine or a Kafka cluster.
 
 Run ``.venv/bin/python deploy/validate.py`` from the repository root. Each check prints one
-PASS, FAIL or SKIP line; a check whose tool is missing is skipped, or fails under
-``--strict`` (the default when the environment variable ``CI`` is ``true``). The checks
-read the files in ``deploy/`` and the metric registry; they start no service and open no
-network connection. docs/deploy.md lists the tools and how CI installs them.
+PASS, FAIL or SKIP line. A check whose tool is missing is skipped, or fails under
+``--strict``, which is the default when the environment variable ``CI`` is ``true``. The
+checks read the files in ``deploy/`` and the metric registry. They start no service and
+open no network connection. docs/deploy.md lists the tools and how CI installs them.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class CheckResult:
 
 
 class ToolMissing(Exception):
-    """A validation tool is not installed; the message says how to install it."""
+    """A validation tool that is not installed; the message gives the install command."""
 
 
 def _run(command: list[str], cwd: Path = ROOT, timeout_s: float = TOOL_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -71,7 +71,7 @@ def _tool(name: str, hint: str) -> str:
         return str(beside_python)
     found = shutil.which(name)
     if found is None:
-        raise ToolMissing(f"{name} not found; {hint}")
+        raise ToolMissing(f"{name} not found: {hint}")
     return found
 
 
@@ -86,7 +86,7 @@ def _outcome(name: str, completed: subprocess.CompletedProcess[str], strict_outp
 
 
 def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
-    """Read the compose file as data; YAML merge keys (``<<``) are resolved."""
+    """Read the compose file as data, with YAML merge keys (``<<``) resolved."""
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
@@ -422,7 +422,7 @@ def check_hadolint(path: Path = DOCKERFILE) -> CheckResult:
 
 
 def check_systemd(directory: Path = SYSTEMD_DIR) -> CheckResult:
-    """Run ``systemd-analyze verify`` on the units; any warning counts as a failure.
+    """Run ``systemd-analyze verify`` on the units. Any warning counts as a failure.
 
     The units start ``/opt/darkvec-stream/.venv/bin/darkvec-stream``, which verify
     requires to exist, so copies pointing at this checkout's command are verified.
