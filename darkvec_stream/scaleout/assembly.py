@@ -294,11 +294,18 @@ def merge_parts(index: int, parts: Iterable[WindowPart], sender_filter: SenderFi
         start_ns=first.start_ns,
         end_ns=first.end_ns,
         sentences=tuple(sentences),
-        activity={name: activity[name] for name in names if name in passing},
+        activity={name: _ports_in_order(activity[name]) for name in names if name in passing},
         records=records,
         senders_seen=len(names),
         late_records=late_records,
     )
+
+
+def _ports_in_order(activity: SenderActivity) -> SenderActivity:
+    # close_window fills dst_ports in ascending port order, and later stages
+    # iterate it, so the merged dict keeps that order too.
+    activity.dst_ports = dict(sorted(activity.dst_ports.items()))
+    return activity
 
 
 def _merge_activity(activity: dict[str, SenderActivity], sender: str, seen: SenderActivity) -> None:

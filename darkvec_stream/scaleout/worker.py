@@ -330,7 +330,7 @@ class WindowWorker:
             self._read_topics(producer)
             consumer = self._consumer_factory(
                 self.bootstrap_servers, [self.records_topic], self.group_id,
-                on_assigned=self.assign, on_revoked=self.revoke, security=self._security,
+                on_revoked=self.revoke, security=self._security,
                 max_poll_records=self.max_poll_records, **self._consumer_options,
             )
             with consumer:
@@ -361,6 +361,7 @@ class WindowWorker:
         while not stop:
             messages = consumer.poll_batch(self.poll_timeout_ms, self.max_poll_records)
             if not messages:
+                self._reconcile(consumer)
                 if exit_when_idle_s is not None and time.monotonic() - idle_since >= exit_when_idle_s:
                     if consumer.assignment() and not any(consumer.lag().values()):
                         logger.info("no records for %.1f s and no lag: stopping", exit_when_idle_s)
@@ -368,13 +369,37 @@ class WindowWorker:
                     idle_since = time.monotonic()
                 continue
             idle_since = time.monotonic()
+            fresh = self._reconcile(consumer)
             closed: list[tuple[int, ClosedWindow]] = []
             touched: set[int] = set()
             for topic, partition, offset, value in messages:
+                if partition in fresh:
+                    continue
                 closed.extend((partition, window) for window in self.handle(topic, partition, offset, value or b""))
                 touched.add(partition)
             self.publish(producer, closed, touched)
             self.commit(consumer)
+
+    def _reconcile(self, consumer: RecordConsumer) -> set[int]:
+        """Match the windowers to the assignment; return the partitions that just started over.
+
+        A newly owned partition must be windowed from its committed offset,
+        the first record of a window its previous owner left open, not from
+        where this process may have read it before, so it is sought there
+        and the messages this poll returned for it are skipped.
+        """
+        assigned = consumer.assignment()
+        gone = [(topic, partition) for topic, partition in [(self.records_topic, p) for p in self._partitions]
+                if (topic, partition) not in assigned]
+        if gone:
+            self.revoke(gone)
+        new = [key for key in assigned if key[1] not in self._partitions]
+        if not new:
+            return set()
+        committed = consumer.committed(new)
+        consumer.seek_to({key: offset or 0 for key, offset in committed.items()})
+        self.assign(new)
+        return {partition for _, partition in new}
 
     def flush(self, consumer: RecordConsumer, producer: Any) -> None:
         """Close every open window of every owned partition and mark them ended (finite inputs)."""
