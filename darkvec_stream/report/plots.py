@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from darkvec_stream.errors import ConfigError
@@ -298,11 +299,14 @@ def alert_timeline(alerts: Sequence[Mapping[str, Any]]) -> Plot | None:
             chosen = [row for row in rows if row[2] == severity]
             times = [datetime.fromtimestamp(row[0] / 1e9, tz=timezone.utc) for row in chosen]
             offsets = [position[row[1]] for row in chosen]
-            axes.scatter(times, offsets, s=18, marker="|", linewidths=1.5,
+            axes.scatter(times, offsets, s=160, marker="|", linewidths=1.5,
                          color=SEVERITY_COLOURS.get(severity, "#777777"), label=f"{_short(severity)} ({len(chosen)})")
         counts = Counter(row[1] for row in rows)
         axes.set_yticks(range(len(types)), [f"{_short(name)} ({counts[name]})" for name in types], fontsize=8)
         axes.set_ylim(-0.6, len(types) - 0.4)
+        locator = AutoDateLocator(maxticks=8)
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=timezone.utc))
         axes.set_xlabel("window end (UTC)")
         axes.legend(title="severity", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0),
                     frameon=False)

@@ -219,12 +219,12 @@ def describe(row: ClusterRow, port_packets: int) -> str:
     parts = [f"{row.senders} sender{'s' if row.senders != 1 else ''} from {row.subnets_24} /24{'s' if row.subnets_24 != 1 else ''}"]
     parts.append(_label_phrase(row))
     if row.top_ports and port_packets > 0:
-        shares = [f"{port} ({packets / port_packets:.0%})" for port, packets in row.top_ports[:3]]
+        shares = [f"{port} ({format_share(packets, port_packets)})" for port, packets in row.top_ports[:3]]
         parts.append("ports " + ", ".join(shares))
     if row.top_services:
         parts.append("services " + "/".join(service for service, _ in row.top_services[:3]))
     if row.mirai_senders:
-        parts.append(f"Mirai fingerprint on {row.mirai_senders / row.senders:.0%} of senders")
+        parts.append(f"Mirai fingerprint on {format_share(row.mirai_senders, row.senders)} of senders")
     if row.windows:
         length = f" of {format_duration(row.window_s)}" if row.window_s else ""
         parts.append(f"active in {row.active_windows} of {row.windows} windows{length}")
@@ -242,8 +242,18 @@ def _label_phrase(row: ClusterRow) -> str:
     if count == row.senders:
         return f"all {label}"
     if count * 2 > row.senders:
-        return f"mostly {label} ({count / row.senders:.0%})"
-    return "mixed: " + ", ".join(f"{name} {value / row.senders:.0%}" for name, value in ranked[:3])
+        return f"mostly {label} ({format_share(count, row.senders)})"
+    return "mixed: " + ", ".join(f"{name} {format_share(value, row.senders)}" for name, value in ranked[:3])
+
+
+def format_share(part: int, whole: int) -> str:
+    """Format ``part / whole`` as a whole percentage that never rounds a part to 0% or 100%."""
+    share = round(100 * part / whole) if whole else 0
+    if part and share == 0:
+        return "<1%"
+    if part < whole and share == 100:
+        return ">99%"
+    return f"{share}%"
 
 
 def format_duration(seconds: int | None) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from darkvec_stream.cli import main
 from darkvec_stream.commands.report import MARKER
 from darkvec_stream.query.state import AnalystState
 from tests.report.conftest import CLI, RunOutput
@@ -52,32 +53,38 @@ def test_report_page_has_every_section(simulated_report: tuple[Path, str]) -> No
     assert page.count("<img ") >= 2 * 4 + 1
 
 
+def _report_here(state: Path, out: Path, *options: str) -> int:
+    # In-process, for the cases that do not need a fresh interpreter: it skips
+    # the seconds of importing gensim, faiss and matplotlib again.
+    return main(["report", "--state", str(state), "--out", str(out), *options])
+
+
 def test_rerun_replaces_its_own_report(simulated_run: RunOutput, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    first = _report(simulated_run.output, out, "--clusters", "1", "--senders-per-cluster", "10")
-    assert first.returncode == 0, first.stderr[-2000:]
-    second = _report(simulated_run.output, out, "--clusters", "2", "--senders-per-cluster", "10")
-    assert second.returncode == 0, second.stderr[-2000:]
+    assert _report_here(simulated_run.output, out, "--clusters", "1", "--senders-per-cluster", "10") == 0
+    assert _report_here(simulated_run.output, out, "--clusters", "2", "--senders-per-cluster", "10") == 0
     assert len(json.loads((out / "report.json").read_text())["plotted_clusters"]) == 2
 
 
-def test_foreign_directory_is_rejected(simulated_run: RunOutput, tmp_path: Path) -> None:
+def test_foreign_directory_is_rejected(
+    simulated_run: RunOutput, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "notes.txt").write_text("mine")
-    completed = _report(simulated_run.output, tmp_path)
-    assert completed.returncode == 1
-    assert "is not empty and holds no earlier report" in completed.stderr
+    assert _report_here(simulated_run.output, tmp_path) == 1
+    assert "is not empty and holds no earlier report" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
 
 
-def test_missing_state_writes_nothing(tmp_path: Path) -> None:
+def test_missing_state_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
-    completed = _report(tmp_path, out)
-    assert completed.returncode != 0
-    assert "holds no pipeline checkpoint" in completed.stderr
+    assert _report_here(tmp_path, out) == 1
+    assert "holds no pipeline checkpoint" in capsys.readouterr().err
     assert not out.exists()
 
 
-def test_invalid_bound_is_a_usage_error(simulated_run: RunOutput, tmp_path: Path) -> None:
-    completed = _report(simulated_run.output, tmp_path / "report", "--clusters", "0")
-    assert completed.returncode == 2
-    assert "report option clusters 0 is invalid" in completed.stderr
+def test_invalid_bound_is_a_usage_error(
+    simulated_run: RunOutput, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _report_here(simulated_run.output, tmp_path / "report", "--clusters", "0") == 2
+    assert "report option clusters 0 is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()

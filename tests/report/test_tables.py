@@ -21,6 +21,7 @@ from darkvec_stream.report.tables import (
     describe,
     evaluation_table,
     format_duration,
+    format_share,
     ground_truth_labels,
     label_mix_of,
 )
@@ -72,6 +73,14 @@ def test_cluster_without_history_or_silhouettes() -> None:
     assert (row.senders, row.ports, row.packets, row.active_windows) == (1, 0, 0, 0)
     assert row.silhouette is None
     assert row.description == "1 sender from 1 /24, all unlabelled, active in 0 of 4 windows of 1 h"
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "text"),
+    [(0, 10, "0%"), (1, 1000, "<1%"), (999, 1000, ">99%"), (5, 5, "100%"), (1, 3, "33%"), (0, 0, "0%")],
+)
+def test_format_share(part: int, whole: int, text: str) -> None:
+    assert format_share(part, whole) == text
 
 
 @pytest.mark.parametrize(
