@@ -4,7 +4,7 @@ A worker owns some partitions of the by-service topic and keeps one
 ``Windower`` per partition, with that partition's own watermark, so the
 windows it closes do not depend on which instance owns which partition.
 Each closed window becomes a part on the sentences topic, followed by a
-progress marker; offsets are committed only after the producer flushed,
+progress marker. Offsets are committed only after the producer flushed,
 and no further than the first record of a still-open window. The worker
 neither trains nor applies the sender filter (the trainer does both).
 """
@@ -242,8 +242,8 @@ class WindowWorker:
             # partition, not by time.
             if not self._misrouted_logged:
                 self._misrouted_logged = True
-                logger.warning("partition %s holds records of services routed elsewhere: is %s partitioned "
-                               "by service? (counted in darkvec_worker_records_misrouted_total)",
+                logger.warning("partition %s contains records of services routed to other partitions: check that "
+                               "%s is partitioned by service (counted in darkvec_worker_records_misrouted_total)",
                                partition, self.records_topic)
             self.metrics.records_misrouted.inc(misrouted)
 
@@ -384,9 +384,10 @@ class WindowWorker:
         """Match the windowers to the assignment; return the partitions that just started over.
 
         A newly owned partition must be windowed from its committed offset,
-        the first record of a window its previous owner left open, not from
-        where this process may have read it before, so it is sought there
-        and the messages this poll returned for it are skipped.
+        which is the first record of a window its previous owner left open.
+        This process may have read it further before, so the partition is
+        sought back there and the messages this poll returned for it are
+        skipped.
         """
         assigned = consumer.assignment()
         gone = [(topic, partition) for topic, partition in [(self.records_topic, p) for p in self._partitions]
