@@ -129,7 +129,7 @@ class SenderHistory:
             summary.mirai_packets += seen.mirai_packets
             summary.activity[window.index] = seen.packets
             _add_counts(summary.ports, seen.dst_ports, self.max_ports)
-            _add_counts(summary.services, dict.fromkeys(seen.services, 1), self.max_ports)
+            _add_counts(summary.services, dict.fromkeys(sorted(seen.services), 1), self.max_ports)
         if oldest is not None:
             self._drop_window(oldest)
 
