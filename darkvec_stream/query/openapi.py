@@ -55,8 +55,15 @@ def _json(schema_name: str, description: str) -> dict[str, Any]:
 
 
 def _operation(operation_id: str, summary: str, schema_name: str, parameters: list[str],
-               errors: tuple[str, ...]) -> dict[str, Any]:
+               errors: tuple[str, ...], links: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _json(schema_name, summary)}
+    if links:
+        # Links tell clients (and schemathesis' stateful phase) which reply
+        # field feeds which parameter of a follow-up request.
+        responses["200"]["links"] = {
+            name: {"operationId": target, "parameters": {parameter: f"$response.body#{pointer}"}}
+            for name, (target, parameter, pointer) in links.items()
+        }
     for status in errors:
         responses[status] = _ref("responses", f"Error{status}")
     return {"get": {
@@ -80,22 +87,27 @@ def _paths() -> dict[str, Any]:
         "/senders/{ip}": _operation(
             "sender", "Label, evidence neighbours, cluster, first and last seen, ports and activity per window",
             "Sender", ["ip"], (*state_errors, "404"),
+            {"neighbours": ("neighbours", "ip", "/sender"), "cluster": ("cluster", "id", "/cluster/id")},
         ),
         "/senders/{ip}/neighbours": _operation(
             "neighbours", "The k most similar senders with their labels and clusters", "Neighbours",
             ["ip", "k"], (*state_errors, "404"),
+            {"neighbour": ("sender", "ip", "/neighbours/0/sender")},
         ),
         "/clusters": _operation(
             "clusters", "Clusters of the last clustering run with their profiles", "ClusterPage",
             ["limit", "offset"], state_errors,
+            {"cluster": ("cluster", "id", "/items/0/id")},
         ),
         "/clusters/{id}": _operation(
             "cluster", "One cluster: profile, members (paginated), transitions and alerts", "Cluster",
             ["cluster_id", "limit", "offset"], (*state_errors, "404"),
+            {"member": ("sender", "ip", "/members/items/0/sender")},
         ),
         "/alerts": _operation(
             "alerts", "Recent alerts, oldest first, filtered by time, type and cluster", "AlertPage",
             ["since", "type", "cluster", "limit", "offset"], state_errors,
+            {"cluster": ("cluster", "id", "/items/0/cluster_id")},
         ),
     }
 
