@@ -6,8 +6,8 @@ and cluster centroids. It does not decide which senders are clustered or
 when, and it keeps no state between runs (tracking does that).
 
 From ``large_min_senders`` senders on, the kNN graph comes from an IVF index
-instead of an exact search and Leiden runs in igraph's C implementation
-instead of ``leidenalg``; below that, results are those of the exact path.
+instead of an exact search, and Leiden runs in igraph's C implementation
+instead of ``leidenalg``. Below that size, results are those of the exact path.
 """
 
 from __future__ import annotations
@@ -277,6 +277,44 @@ def _silhouette_block(rows: np.ndarray, labels: np.ndarray, sums: np.ndarray, si
     return silhouettes
 
 
+class _ClusterSums:
+    """Vector sums and sizes of the clusters of a partition, to score candidate splits by silhouette."""
+
+    def __init__(self, matrix: np.ndarray, labels: np.ndarray) -> None:
+        self.matrix = matrix.astype(np.float64)
+        count = int(labels.max()) + 1
+        self.sizes = np.bincount(labels, minlength=count).astype(np.float64)
+        self.sums = np.zeros((count, matrix.shape[1]), dtype=np.float64)
+        np.add.at(self.sums, labels, self.matrix)
+
+    def mean_silhouette(self, members: np.ndarray, member_labels: np.ndarray) -> float:
+        return float(_silhouette_block(self.matrix[members], member_labels, self.sums, self.sizes).mean())
+
+    def _split_sums(self, members: np.ndarray, label: int, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        part_count = int(parts.max()) + 1
+        part_sums = np.zeros((part_count, self.sums.shape[1]), dtype=np.float64)
+        np.add.at(part_sums, parts, self.matrix[members])
+        part_sizes = np.bincount(parts, minlength=part_count).astype(np.float64)
+        sums = np.concatenate([self.sums, part_sums[1:]])
+        sizes = np.concatenate([self.sizes, part_sizes[1:]])
+        sums[label], sizes[label] = part_sums[0], part_sizes[0]
+        return sums, sizes
+
+    def _part_labels(self, label: int, parts: np.ndarray) -> np.ndarray:
+        # Part 0 keeps the cluster's label; the others get new labels at the end.
+        return np.where(parts == 0, label, self.sizes.shape[0] + parts - 1)
+
+    def mean_silhouette_if_split(self, members: np.ndarray, label: int, parts: np.ndarray) -> float:
+        sums, sizes = self._split_sums(members, label, parts)
+        return float(_silhouette_block(self.matrix[members], self._part_labels(label, parts), sums, sizes).mean())
+
+    def split(self, members: np.ndarray, label: int, parts: np.ndarray) -> np.ndarray:
+        """Apply the split and return the members' new labels."""
+        new_labels = self._part_labels(label, parts)
+        self.sums, self.sizes = self._split_sums(members, label, parts)
+        return new_labels
+
+
 class SenderClusterer:
     """Split senders into clusters of similar vectors.
 
@@ -285,6 +323,11 @@ class SenderClusterer:
     vectors, or ``darkvec-paper`` (k=3 graph, Louvain, resolution 1, nothing
     pruned, every community kept) for comparison. Clusters smaller than
     ``min_cluster_size`` become noise (label ``-1``).
+
+    After the first partition, ``leiden`` and ``louvain`` re-partition each
+    cluster's subgraph at ``split_resolution`` and keep the split when the
+    members' mean silhouette rises by at least ``split_min_gain`` (None turns
+    this off), up to ``split_max_depth`` levels: see ``_split_clusters``.
 
     From ``large_min_senders`` senders on, graph methods search the kNN
     graph with an IVF index probing ``ivf_nprobe`` lists, and Leiden runs in
@@ -309,6 +352,9 @@ class SenderClusterer:
         silhouette_exact_max: int = 5000,
         large_min_senders: int = 100_000,
         ivf_nprobe: int = 16,
+        split_min_gain: float | None = 0.05,
+        split_resolution: float = 1.0,
+        split_max_depth: int = 2,
         seed: int = 0,
     ) -> None:
         if method not in METHODS:
@@ -321,6 +367,13 @@ class SenderClusterer:
             raise ConfigError(f"clustering min_similarity must be a cosine in [-1, 1], got {min_similarity}")
         if min_cluster_size < 1:
             raise ConfigError(f"min_cluster_size must be at least 1, got {min_cluster_size}")
+        if split_min_gain is not None and not -2.0 <= split_min_gain <= 2.0:
+            raise ConfigError(f"clustering split_min_gain must be a silhouette change in [-2, 2] or None, "
+                              f"got {split_min_gain}")
+        if split_resolution <= 0:
+            raise ConfigError(f"clustering split_resolution must be positive, got {split_resolution}")
+        if split_max_depth < 1:
+            raise ConfigError(f"clustering split_max_depth must be at least 1, got {split_max_depth}")
         if large_min_senders < 1:
             raise ConfigError(f"clustering large_min_senders must be at least 1, got {large_min_senders}")
         if ivf_nprobe < 1:
@@ -336,6 +389,9 @@ class SenderClusterer:
         self.silhouette_exact_max = silhouette_exact_max
         self.large_min_senders = large_min_senders
         self.ivf_nprobe = ivf_nprobe
+        self.split_min_gain = split_min_gain
+        self.split_resolution = split_resolution
+        self.split_max_depth = split_max_depth
         self.seed = seed
 
     @property
@@ -348,6 +404,9 @@ class SenderClusterer:
             "min_cluster_size": self.min_cluster_size,
             "large_min_senders": self.large_min_senders,
             "ivf_nprobe": self.ivf_nprobe,
+            "split_min_gain": self.split_min_gain,
+            "split_resolution": self.split_resolution,
+            "split_max_depth": self.split_max_depth,
             "seed": self.seed,
         }
 
@@ -383,8 +442,14 @@ class SenderClusterer:
         timings_s["graph"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        labels = self._communities(graph)
+        labels = self._communities(graph, self.resolution)
         timings_s["communities"] = time.perf_counter() - started
+        if self.split_min_gain is None or self.method == "darkvec-paper":
+            return labels
+
+        started = time.perf_counter()
+        labels = self._split_clusters(graph, matrix, labels)
+        timings_s["split"] = time.perf_counter() - started
         return labels
 
     def _graph(self, matrix: np.ndarray) -> igraph.Graph:
@@ -397,19 +462,54 @@ class SenderClusterer:
         graph.es["weight"] = weights.tolist()
         return graph
 
-    def _communities(self, graph: igraph.Graph) -> np.ndarray:
+    def _communities(self, graph: igraph.Graph, resolution: float) -> np.ndarray:
         if self.method == "leiden" and graph.vcount() >= self.large_min_senders:
-            # leidenalg took 43 s on 90 k senders where igraph's own Leiden
-            # (same modularity with resolution) took 4 s.
+            # Measured by bench/bench_clusters.py on a 2-core machine: leidenalg
+            # took 43 s on 90 k senders where igraph's own Leiden (the same
+            # modularity with resolution) took 4 s.
             return self._seeded(lambda: graph.community_leiden(
-                objective_function="modularity", weights="weight", resolution=self.resolution, n_iterations=-1))
+                objective_function="modularity", weights="weight", resolution=resolution, n_iterations=-1))
         if self.method == "leiden":
             partition = leidenalg.find_partition(
                 graph, leidenalg.RBConfigurationVertexPartition, weights="weight",
-                resolution_parameter=self.resolution, seed=self.seed, n_iterations=-1,
+                resolution_parameter=resolution, seed=self.seed, n_iterations=-1,
             )
             return np.asarray(partition.membership, dtype=np.int64)
-        return self._seeded(lambda: graph.community_multilevel(weights="weight", resolution=self.resolution))
+        return self._seeded(lambda: graph.community_multilevel(weights="weight", resolution=resolution))
+
+    def _split_clusters(self, graph: igraph.Graph, matrix: np.ndarray, raw_labels: np.ndarray) -> np.ndarray:
+        """Split clusters whose members' mean silhouette rises when their own subgraph is partitioned again.
+
+        Modularity at one resolution cannot both keep a large dense group
+        whole and separate small groups, so at a resolution that keeps the
+        large group, small groups with similar vectors merge. Each cluster's
+        subgraph is partitioned again at ``split_resolution``, and the split
+        is kept only when it raises the members' mean silhouette by
+        ``split_min_gain``. That separates the small groups. A split of one
+        dense group lowers the silhouette, because the halves are as close
+        to each other as to their own members, so it is dropped.
+        """
+        labels = np.unique(raw_labels, return_inverse=True)[1].astype(np.int64)
+        state = _ClusterSums(matrix, labels)
+        pending = [(int(label), 1) for label in np.argsort(-state.sizes, kind="stable")
+                   if state.sizes[label] >= 2 * self.min_cluster_size]
+        while pending:
+            label, depth = pending.pop(0)
+            members = np.flatnonzero(labels == label)
+            subgraph = graph.induced_subgraph(members.tolist(), implementation="create_from_scratch")
+            parts = np.unique(self._communities(subgraph, self.split_resolution), return_inverse=True)[1]
+            if parts.max() == 0:
+                continue
+            before = state.mean_silhouette(members, labels[members])
+            after = state.mean_silhouette_if_split(members, label, parts)
+            if after < before + self.split_min_gain:
+                continue
+            new_labels = state.split(members, label, parts)
+            labels[members] = new_labels
+            if depth < self.split_max_depth:
+                pending.extend((int(new), depth + 1) for new in np.unique(new_labels)
+                               if state.sizes[new] >= 2 * self.min_cluster_size)
+        return labels
 
     def _seeded(self, detect: Callable[[], igraph.VertexClustering]) -> np.ndarray:
         # igraph draws its node order from a process-wide generator: swap in a

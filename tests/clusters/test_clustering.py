@@ -163,6 +163,12 @@ def test_bad_settings_rejected():
         SenderClusterer(large_min_senders=0)
     with pytest.raises(ConfigError, match="ivf_nprobe"):
         SenderClusterer(ivf_nprobe=0)
+    with pytest.raises(ConfigError, match="split_min_gain"):
+        SenderClusterer(split_min_gain=3.0)
+    with pytest.raises(ConfigError, match="split_resolution"):
+        SenderClusterer(split_resolution=0.0)
+    with pytest.raises(ConfigError, match="split_max_depth"):
+        SenderClusterer(split_max_depth=0)
 
 
 def test_noise_scored_as_singletons():
@@ -197,7 +203,7 @@ def test_default_path_is_leidenalg_on_exact_graph(mid_blobs):
     import igraph
     import leidenalg
 
-    result = SenderClusterer(seed=4).cluster(mid_blobs.keys, mid_blobs.vectors)
+    result = SenderClusterer(seed=4, split_min_gain=None).cluster(mid_blobs.keys, mid_blobs.vectors)
     sources, targets, weights = knn_edges(clustering.validate_vectors(mid_blobs.keys, mid_blobs.vectors), 10, 0.5)
     graph = igraph.Graph(n=len(mid_blobs.keys), edges=list(zip(sources.tolist(), targets.tolist())))
     graph.es["weight"] = weights.tolist()
@@ -221,8 +227,8 @@ def test_ivf_neighbours_close_to_exact(mid_blobs):
     ivf_similarity, ivf_ids = ivf_neighbours(vectors, 11, nprobe=16)
     grouped = np.asarray([group != "background" for group in mid_blobs.groups])
     assert (ivf_ids[:, 0] == np.arange(len(vectors))).mean() > 0.99
-    # In a dense group many neighbours are nearly as close as the exact ones:
-    # compare how similar the found neighbours are, not which ones they are.
+    # In a dense group many neighbours are nearly as close as the exact ones,
+    # so compare how similar the found neighbours are, not which ones they are.
     ratio = ivf_similarity[grouped, 1:].mean() / exact_similarity[grouped, 1:].mean()
     assert ratio > 0.97
 
@@ -242,4 +248,31 @@ def test_large_path_repeats_with_seed(mid_blobs):
     runs = [SenderClusterer(seed=2, large_min_senders=1000).cluster(mid_blobs.keys, mid_blobs.vectors)
             for _ in range(2)]
     assert np.array_equal(runs[0].labels, runs[1].labels)
-    assert set(runs[0].timings_s) == {"graph", "communities", "silhouettes"}
+    assert set(runs[0].timings_s) == {"graph", "communities", "split", "silhouettes"}
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_split_separates_merged_small_groups(seed):
+    # Sub-groups of 10-12 close senders sit next to one large group. At the
+    # resolution that keeps the large group whole, they share clusters.
+    data = nested_blobs(group_sizes=((600,), (10, 10, 10), (12, 12)), member_spread=0.25, subgroup_spread=0.6,
+                        background=100, seed=seed)
+    unsplit = SenderClusterer(seed=seed, split_min_gain=None).cluster(data.keys, data.vectors)
+    split = SenderClusterer(seed=seed).cluster(data.keys, data.vectors)
+    assert merges_and_splits(data.subgroups, unsplit.labels)[0]
+    assert merges_and_splits(data.subgroups, split.labels) == ({}, {})
+    assert split.n_clusters == 6
+    assert "split" in split.timings_s
+
+
+def test_split_keeps_dense_groups_whole():
+    data = nested_blobs(group_sizes=((1500,), (30,), (20,)), background=50, seed=9)
+    result = SenderClusterer(seed=9).cluster(data.keys, data.vectors)
+    _, split = merges_and_splits(data.subgroups, result.labels)
+    assert split == {}
+    assert sorted(len(members) for members in result.clusters().values()) == [20, 30, 1500]
+
+
+def test_split_not_applied_to_paper_recipe(blobs):
+    paper = SenderClusterer(method="darkvec-paper", seed=7).cluster(blobs.keys, blobs.vectors)
+    assert "split" not in paper.timings_s
