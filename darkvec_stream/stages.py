@@ -16,6 +16,7 @@ from darkvec_stream.clusters.alerting import AlertRules
 from darkvec_stream.clusters.clustering import SenderClusterer
 from darkvec_stream.clusters.drift import ClusterDrift, LabelChanges
 from darkvec_stream.clusters.emerging import EmergingGroups
+from darkvec_stream.clusters.member_drift import MemberPortDrift
 from darkvec_stream.clusters.monitor import ClusterMonitor
 from darkvec_stream.clusters.tracking import ClusterTracker
 from darkvec_stream.config import Settings
@@ -182,6 +183,19 @@ def build_monitor(settings: Settings) -> ClusterMonitor:
             port_set_min_coverage=d.port_set_min_coverage,
             min_history_windows=d.min_history_windows,
             adwin_delta=d.adwin_delta,
+            size_burst_min_port_share=d.size_burst_min_port_share,
+            port_rule=d.cluster_port_rule,
+        ),
+        member_drift=MemberPortDrift(
+            min_senders=d.member_port_min_senders,
+            min_moved_share=d.member_port_min_moved_share,
+            moved_packet_share=d.member_port_moved_packet_share,
+            jaccard_threshold=d.port_jaccard_threshold,
+            port_min_share=d.port_min_share,
+            stable_windows=d.member_port_stable_windows,
+            confirm_windows=d.member_port_confirm_windows,
+            history_windows=d.member_port_history_windows,
+            max_senders=d.member_port_max_senders,
         ),
         label_changes=LabelChanges(min_confidence=a.label_change_min_confidence,
                                    persist_windows=a.label_change_persist_windows),
@@ -194,7 +208,11 @@ def build_monitor(settings: Settings) -> ClusterMonitor:
             min_cluster_age_windows=a.min_cluster_age_windows,
             detector_alerts=a.detector_alerts,
             reemerge_min_absent_windows=a.reemerge_min_absent_windows,
+            reemerge_min_jaccard=a.reemerge_min_jaccard,
+            reemerge_min_silent_share=a.reemerge_min_silent_share,
+            new_cluster_min_port_share=a.new_cluster_min_port_share,
         ),
+        size_burst_newcomer_windows=d.size_burst_newcomer_windows,
         emerging=EmergingGroups(
             newcomer_windows=c.emerging_newcomer_windows,
             min_group_size=a.emerging_min_size,

@@ -65,6 +65,10 @@ class ClusterObservation:
     the share of members carrying the most common known label (None when no
     member is labelled). ``member_ports`` contains the destination ports of
     each member active in the window (None: unknown, packets decide alone).
+    ``joined`` counts the members new to the telescope that joined the
+    cluster recently, and ``joined_port_share`` is the share of them known
+    for ``joined_port`` (None: not measured, so the size rule does not ask
+    for it).
     """
 
     size: int
@@ -72,6 +76,9 @@ class ClusterObservation:
     port_packets: Mapping[int, int]
     main_label_share: float | None = None
     member_ports: tuple[frozenset[int], ...] | None = None
+    joined: int | None = None
+    joined_port: int | None = None
+    joined_port_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +159,18 @@ class ClusterDrift:
     different ports in different hours. ``size_burst`` fires when
     the size reaches ``size_burst_ratio`` times the exponentially weighted
     mean size and exceeds it by ``size_burst_min_senders`` for
-    ``size_burst_windows`` windows in a row. A port rule needs the history's
+    ``size_burst_windows`` windows in a row, and, when the observation says
+    who joined, at least ``size_burst_min_senders`` new senders joined and
+    at least ``size_burst_min_port_share`` of them share one port: senders
+    that clustering moved over from other clusters, and lone scanners and
+    noise that drift in, are not a group that grew. A port rule needs the history's
     port set to hold ``port_set_min_coverage`` of its packets, and at least
     ``port_new_share_min`` of the active members to hit only ports outside
     it. After a rule fires
     its baseline restarts from the current window, so one change fires once.
+    The port rule runs only when ``port_rule`` is on. The monitor turns it
+    off by default and uses ``MemberPortDrift``, which compares each sender
+    with its own past, so senders joining are not mistaken for a change.
     Detector alarms (ADWIN, Page-Hinkley) are reported when
     ``detector_findings`` is on. A port set is the ports with at least
     ``port_min_share`` of the packets; windows where the cluster sent fewer
@@ -175,6 +189,7 @@ class ClusterDrift:
         size_burst_ratio: float = 2.0,
         size_burst_min_senders: int = 10,
         size_burst_windows: int = 2,
+        size_burst_min_port_share: float = 0.8,
         size_history_alpha: float = 0.3,
         min_history_windows: int = 12,
         detector_findings: bool = True,
@@ -182,8 +197,10 @@ class ClusterDrift:
         page_hinkley_min_instances: int = 8,
         adwin_delta: float = DEFAULT_ADWIN_DELTA,
         max_series_windows: int = 720,
+        port_rule: bool = True,
     ) -> None:
         _check_share("port_jaccard_threshold", port_jaccard_threshold)
+        _check_share("size_burst_min_port_share", size_burst_min_port_share)
         _check_share("port_min_share", port_min_share)
         _check_share("port_history_alpha", port_history_alpha)
         _check_share("port_new_share_min", port_new_share_min)
@@ -209,6 +226,8 @@ class ClusterDrift:
         self.size_burst_windows = size_burst_windows
         self.size_burst_ratio = size_burst_ratio
         self.size_burst_min_senders = size_burst_min_senders
+        self.size_burst_min_port_share = size_burst_min_port_share
+        self.port_rule = port_rule
         self.size_history_alpha = size_history_alpha
         self.min_history_windows = min_history_windows
         self.detector_findings = detector_findings
@@ -292,10 +311,13 @@ class ClusterDrift:
         values: Mapping[str, float | None],
     ) -> list[DriftFinding]:
         findings = []
-        port_finding = self._port_rule(cluster_id, window_index, state, observation, values[PORT_JACCARD])
-        if port_finding:
-            findings.append(port_finding)
-        size_finding = self._size_rule(cluster_id, window_index, state, observation.size)
+        if self.port_rule:
+            port_finding = self._port_rule(cluster_id, window_index, state, observation, values[PORT_JACCARD])
+            if port_finding:
+                findings.append(port_finding)
+        else:
+            self._learn_ports(observation, state)
+        size_finding = self._size_rule(cluster_id, window_index, state, observation)
         if size_finding:
             findings.append(size_finding)
         return findings
@@ -355,6 +377,12 @@ class ClusterDrift:
             self._blend_ports(state, shares)
         return finding
 
+    def _learn_ports(self, observation: ClusterObservation, state: _ClusterState) -> None:
+        # The Jaccard series still needs the history when the rule is off.
+        total = sum(observation.port_packets.values())
+        if total >= self.port_min_packets:
+            self._blend_ports(state, {int(port): packets / total for port, packets in observation.port_packets.items()})
+
     def _blend_ports(self, state: _ClusterState, shares: Mapping[int, float]) -> None:
         # A plain mean until 1/alpha windows are seen: the first window alone
         # would otherwise weigh as much as the next dozen together.
@@ -366,11 +394,17 @@ class ClusterDrift:
         state.port_history = {port: weight for port, weight in blended.items() if weight >= 1e-4}
         state.port_history_windows += 1
 
-    def _size_rule(self, cluster_id: str, window_index: int, state: _ClusterState, size: int) -> DriftFinding | None:
+    def _size_rule(self, cluster_id: str, window_index: int, state: _ClusterState,
+                   observation: ClusterObservation) -> DriftFinding | None:
         finding = None
+        size = observation.size
         mean = state.mean_size
-        bursting = (mean is not None and state.size_history_windows >= self.min_history_windows
-                    and size >= self.size_burst_ratio * mean and size - mean >= self.size_burst_min_senders)
+        grown = (mean is not None and state.size_history_windows >= self.min_history_windows
+                 and size >= self.size_burst_ratio * mean and size - mean >= self.size_burst_min_senders)
+        share = observation.joined_port_share
+        joined_group = share is None or (share >= self.size_burst_min_port_share
+                                         and (observation.joined or 0) >= self.size_burst_min_senders)
+        bursting = grown and joined_group
         state.burst_run = state.burst_run + 1 if bursting else 0
         if bursting and state.burst_run >= self.size_burst_windows:
             assert mean is not None
@@ -378,13 +412,18 @@ class ClusterDrift:
                 "size": size, "mean_size": round(mean, 3), "ratio": round(size / mean, 3),
                 "threshold_ratio": self.size_burst_ratio, "windows": self.size_burst_windows,
                 "history_windows": state.size_history_windows,
+                "joined_senders": observation.joined, "joined_port": observation.joined_port,
+                "joined_port_share": None if share is None else round(share, 6),
+                "min_joined_port_share": self.size_burst_min_port_share,
             })
             state.mean_size = None
             state.size_history_windows = 0
             state.burst_run = 0
         if bursting and finding is None:
             # A window that may start a burst stays out of the mean until the
-            # burst is confirmed or over, as with the port history.
+            # burst is confirmed or over, as with the port history. Growth by
+            # senders without a shared port enters the mean, so the baseline
+            # follows a cluster that fills with noise.
             return None
         if state.mean_size is None:
             state.mean_size = float(size)

@@ -21,6 +21,8 @@ from darkvec_stream.clusters.alerting import AlertRules
 from darkvec_stream.clusters.clustering import Clustering, SenderClusterer
 from darkvec_stream.clusters.emerging import STATE_FILE as EMERGING_STATE_FILE
 from darkvec_stream.clusters.emerging import EmergingGroup, EmergingGroups
+from darkvec_stream.clusters.member_drift import STATE_FILE as MEMBER_STATE_FILE
+from darkvec_stream.clusters.member_drift import MemberPortDrift
 from darkvec_stream.clusters.drift import (
     ClusterDrift,
     ClusterObservation,
@@ -30,7 +32,7 @@ from darkvec_stream.clusters.drift import (
     as_sender_label,
 )
 from darkvec_stream.clusters.profile import UNKNOWN_LABEL, ClusterProfile, profile_clusters
-from darkvec_stream.clusters.tracking import SPLIT, Churn, ClusterTracker, TrackingResult
+from darkvec_stream.clusters.tracking import EMERGED, REEMERGED, SPLIT, Churn, ClusterTracker, TrackingResult
 from darkvec_stream.errors import StateError
 from darkvec_stream.windows.model import ClosedWindow
 
@@ -77,13 +79,21 @@ class ClusterMonitor:
         label_changes: LabelChanges | None = None,
         rules: AlertRules | None = None,
         emerging: EmergingGroups | None = None,
+        member_drift: MemberPortDrift | None = None,
+        size_burst_newcomer_windows: int = 24,
     ) -> None:
         self.clusterer = clusterer or SenderClusterer()
         self.tracker = tracker or ClusterTracker()
-        self.drift = drift or ClusterDrift()
+        # The whole-cluster port rule mistakes senders joining for a change;
+        # MemberPortDrift compares each sender with its own past instead.
+        self.drift = drift or ClusterDrift(port_rule=False)
         self.label_changes = label_changes or LabelChanges()
         self.rules = rules or AlertRules()
         self.emerging = emerging or EmergingGroups()
+        self.member_drift = member_drift or MemberPortDrift()
+        # A size burst counts only joined senders first live this recently,
+        # because a new group sits in a noise cluster for several runs first.
+        self.size_burst_newcomer_windows = size_burst_newcomer_windows
         self._runs = 0
 
     def update(
@@ -115,30 +125,61 @@ class ClusterMonitor:
         local_profiles = profile_clusters(clustering, [window], known)
         profiles = {tracking.ids[label]: profile for label, profile in local_profiles.items()}
 
-        # 3. Feed the drift series; forget clusters tracking has forgotten.
+        # 3. Ask the sender histories who joined each cluster and how long
+        #    re-emerged members were gone, before this run updates them.
+        within = self.drift.size_burst_windows + 1
+        joined = {cluster_id: self.member_drift.joined_ports(members, cluster_id, window, within,
+                                                             self.size_burst_newcomer_windows)
+                  for cluster_id, members in tracking.members.items()}
+        silent = {transition.cluster_id: self._silent_share(tracking.members[transition.cluster_id], window.index)
+                  for transition in tracking.of_kind(REEMERGED)}
+        shared = {transition.cluster_id: self.member_drift.shared_port(tracking.members[transition.cluster_id], window)
+                  for transition in tracking.transitions
+                  if transition.kind in (EMERGED, SPLIT) and transition.cluster_id in tracking.members}
+
+        # 4. Feed the drift series and the sender port sets; forget clusters tracking has forgotten.
         member_ports = _member_ports(clustering, window)
-        observations = {
-            tracking.ids[label]: ClusterObservation(
+        observations = {}
+        for label, profile in local_profiles.items():
+            cluster_id = tracking.ids[label]
+            observations[cluster_id] = ClusterObservation(
                 size=profile.size,
                 centroid=clustering.centroids[label],
                 port_packets=profile.port_packets,
                 main_label_share=_main_label_share(profile.label_counts),
                 member_ports=member_ports.get(label, ()),
+                joined=joined[cluster_id].joined,
+                joined_port=joined[cluster_id].port,
+                joined_port_share=joined[cluster_id].port_share,
             )
-            for label, profile in local_profiles.items()
-        }
         findings = self.drift.update(window.index, observations)
+        findings.extend(self.member_drift.update(window, keys, tracking.members, known))
         self.drift.forget(self.tracker.known_ids())
 
-        # 4. Label changes, then the alerts.
+        # 5. Label changes, then the alerts.
         changes = self.label_changes.update(window.index, labels, set(window.activity))
         alerts = self.rules.build(window, self._runs, tracking, profiles, findings, changes, known,
                                   newcomer_shares=_newcomer_shares(tracking, previous, self.emerging.is_newcomer),
-                                  emerging=emerging, cluster_ages=self._cluster_ages(tracking, window.index))
+                                  emerging=emerging, cluster_ages=self._cluster_ages(tracking, window.index),
+                                  silent_shares=silent, shared_ports=shared)
         logger.info("clustered window %s: %s clusters, %s alerts, churn %s",
                     window.index, clustering.n_clusters, len(alerts), tracking.churn.to_json())
         return ClusterUpdate(window.index, clustering, tracking, profiles, tuple(findings), tuple(changes),
                              tuple(alerts), emerging)
+
+    def _silent_share(self, members: frozenset[str], window_index: int) -> float:
+        """Return the share of ``members`` out of the live senders for ``reemerge_min_absent_windows`` or more.
+
+        A cluster id can vanish while its senders stay live in other
+        clusters; only senders that were really silent make a return.
+        """
+        if not members:
+            return 0.0
+        silent = 0
+        for sender in members:
+            gap = self.member_drift.absent_windows(sender, window_index)
+            silent += gap is None or gap >= self.rules.reemerge_min_absent_windows
+        return silent / len(members)
 
     def _cluster_ages(self, tracking: TrackingResult, window_index: int) -> dict[str, int]:
         ages = {}
@@ -151,6 +192,7 @@ class ClusterMonitor:
         """Drop expired senders from the label state (tracking forgets them with their clusters)."""
         self.label_changes.forget(senders)
         self.emerging.forget(senders)
+        self.member_drift.forget(senders)
 
     def save(self, directory: Path) -> None:
         """Write tracker, drift and label state as JSON files into ``directory``."""
@@ -160,6 +202,7 @@ class ClusterMonitor:
         self.drift.save(directory)
         self.label_changes.save(directory)
         self.emerging.save(directory)
+        self.member_drift.save(directory)
         (directory / MONITOR_FILE).write_text(json.dumps({"version": 1, "runs": self._runs}), encoding="utf-8")
 
     def load(self, directory: Path) -> None:
@@ -180,6 +223,12 @@ class ClusterMonitor:
             # Checkpoints written before emerging groups existed: newcomers
             # and the port history rebuild from the next runs.
             logger.warning("no %s in %s: emerging groups start empty", EMERGING_STATE_FILE, directory)
+        if (directory / MEMBER_STATE_FILE).is_file():
+            self.member_drift.load(directory)
+        else:
+            # Checkpoints written before sender port sets existed: the sets
+            # rebuild over the next stable_windows active windows.
+            logger.warning("no %s in %s: sender port sets start empty", MEMBER_STATE_FILE, directory)
         self._runs = runs
 
 

@@ -406,6 +406,45 @@ class DriftSettings:
         12, "History a cluster needs before a drift rule can fire", unit="windows", minimum=1
     )
     adwin_delta: float = setting(1e-5, "ADWIN confidence bound (smaller raises fewer alarms)", minimum=1e-12, maximum=1.0)
+    size_burst_min_port_share: float = setting(
+        0.8, "Size burst: share of the new senders that joined which must share one port (noise drifting in "
+        "shares none)", unit="share", minimum=0.0, maximum=1.0,
+    )
+    size_burst_newcomer_windows: int = setting(
+        24, "Size burst: joined senders count only when first seen within this many windows (senders "
+        "moved over from other clusters are a reshuffle, not growth)", unit="windows", minimum=1,
+    )
+    cluster_port_rule: bool = setting(
+        False, "Also run the whole-cluster packet-share port rule; the per-sender rule (member_port_*) "
+        "already covers whole clusters without mistaking senders that join for a change",
+    )
+    member_port_min_senders: int = setting(
+        5, "Senders of one subgroup (cluster, /24 or label) that must move to new ports in the same window "
+        "to raise a port-set change", unit="senders", minimum=1,
+    )
+    member_port_min_moved_share: float = setting(
+        0.8, "Share of the subgroup's active senders with a port set that must have moved", unit="share",
+        minimum=0.0, maximum=1.0,
+    )
+    member_port_moved_packet_share: float = setting(
+        0.5, "A sender moved when this share of its packets in the window went to ports outside its own "
+        "port set", unit="share", minimum=0.0, maximum=1.0,
+    )
+    member_port_stable_windows: int = setting(
+        2, "Active windows in a row a sender must keep its ports before its moves count (port rotators never do)",
+        unit="windows", minimum=1,
+    )
+    member_port_confirm_windows: int = setting(
+        2, "Windows a sender's move waits for the rest of its subgroup before it becomes its history",
+        unit="windows", minimum=1,
+    )
+    member_port_history_windows: int = setting(
+        168, "How long a port stays in a sender's port set after its last use", unit="windows", minimum=1
+    )
+    member_port_max_senders: int = setting(
+        200_000, "Most senders whose port sets are kept; the least recently live are dropped first",
+        unit="senders", minimum=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -442,6 +481,18 @@ class AlertSettings:
     )
     reemerge_min_absent_windows: int = setting(
         24, "Windows a cluster must have been gone before its return raises an alert", unit="windows", minimum=0
+    )
+    reemerge_min_jaccard: float = setting(
+        0.5, "Member Jaccard index a returning cluster needs with its last run to raise a re-emergence alert",
+        unit="Jaccard", minimum=0.0, maximum=1.0,
+    )
+    new_cluster_min_port_share: float = setting(
+        0.8, "Share of a new cluster's members that must share one port to raise a new-cluster alert "
+        "(lone scanners and noise share none)", unit="share", minimum=0.0, maximum=1.0,
+    )
+    reemerge_min_silent_share: float = setting(
+        0.5, "Share of a returning cluster's members that must have been out of the live senders for "
+        "reemerge_min_absent_windows", unit="share", minimum=0.0, maximum=1.0,
     )
     rate_limits: dict[str, int] = setting(
         {"new_cluster": 20, "reemerged_cluster": 20, "cluster_drift": 20, "label_change": 100},
