@@ -112,7 +112,8 @@ def _list_live(args: argparse.Namespace) -> int:
 
     settings_from_args(args)
     clusters: list[dict[str, Any]] = []
-    target: str | None = "/clusters?limit=1000"
+    # The server's default page size is within its own limit; follow "next" for the rest.
+    target: str | None = "/clusters"
     window_index = None
     while target is not None:
         page = fetch_json(args.api, target, timeout_s=30.0)
