@@ -43,15 +43,32 @@ def test_stable_stream_false_cluster_alerts(stable: tuple[Truth, PipelineRun]) -
     scores = score_alerts(run, truth)
     assert scores.detections == ()
     assert scores.false_cluster_alerts_per_day <= 2.0
+    port_changes = [record for record in run.alerts if record.alert.evidence.get("rule") == "port_set_changed"]
+    assert port_changes == []
 
 
-# NOTE: at the simulator's small scales the onyphe organisation has 6 senders
-# and the clustering puts them inside a cluster of hundreds of scanners, so
-# no alert on a cluster that is mostly onyphe can exist. Flip this test to a
-# plain one once the clustering separates small scanner organisations.
-@pytest.mark.xfail(strict=True, reason="the port-changing group is not a cluster of its own at this scale")
 def test_port_change_drift_within_three_windows(simulated: tuple[Truth, PipelineRun]) -> None:
+    # The changing organisation has 6 senders inside a cluster of many
+    # scanners; its own senders moving to new ports raise the alert.
     truth, run = simulated
     change = score_alerts(run, truth).detections[1]
+    assert change.alert_type == "cluster_drift"
     assert change.lag_windows is not None
     assert change.lag_windows <= 3
+    assert change.lag_after_activity == 0
+    assert change.member_share == 1.0
+
+
+def test_port_change_alert_names_the_subgroup(simulated: tuple[Truth, PipelineRun]) -> None:
+    truth, run = simulated
+    change = next(event for event in truth.events if event["type"] == "port_change")
+    drift = [record.alert for record in run.alerts
+             if record.alert.type.value == "cluster_drift" and "subgroup" in record.alert.evidence]
+    assert len(drift) == 1
+    evidence = drift[0].evidence
+    after = sorted(int(port.split("/")[0]) for port in change["ports_after"])
+    before = sorted(int(port.split("/")[0]) for port in change["ports_before"])
+    assert sorted(evidence["ports_after"]) == after
+    assert sorted(evidence["ports_before"]) == before
+    assert evidence["moved_senders"] >= 5
+    assert evidence["jaccard_vs_history"] == 0.0
