@@ -9,6 +9,7 @@ docs/benchmarks/quality.md by hand.
     python -m bench.bench_quality                  # 2 days, scale 0.02 (a few minutes)
     python -m bench.bench_quality --full           # 7 days, scale 0.05, plus scaling runs
     python -m bench.bench_quality --real           # also the marx capture (shared data)
+    python -m bench.bench_quality --days 30 --scale 0.03 --alerts-only   # alerts of both runs only
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/darkvec-quality"),
                         help="directory for simulations and pipeline outputs (default /tmp/darkvec-quality)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON to this file")
+    parser.add_argument("--alerts-only", action="store_true",
+                        help="run the event and stable pipelines and score their alerts; skip the recipes")
     args = parser.parse_args(argv)
     if args.full:
         args.days, args.scale, args.scaling = 7.0, 0.05, True
@@ -81,17 +84,18 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"senders embedded, {run.total_s:.1f} s end to end\n")
 
     # 2. The published recipes on the same sentences, timed in the same process.
-    recipes = train_recipes(run, args.batch_epochs)
-    results["cost"] = cost_section(run, recipes["gensim per window (bare)"])
-    results["labels"] = label_section(run, recipes, truth)
-    results["clusters"] = cluster_section(run, recipes, truth)
+    if not args.alerts_only:
+        recipes = train_recipes(run, args.batch_epochs)
+        results["cost"] = cost_section(run, recipes["gensim per window (bare)"])
+        results["labels"] = label_section(run, recipes, truth)
+        results["clusters"] = cluster_section(run, recipes, truth)
 
     # 3. Alerts on the event run, then on a stable run without events.
     stable_truth = simulate(work / "sim-stable", simulation_config(args.days, args.scale, args.seed, stable=True))
     stable = run_pipeline(work / "sim-stable", work / "out-stable")
     results["alerts"] = alert_section(run, truth, stable, stable_truth)
 
-    if args.scaling:
+    if args.scaling and not args.alerts_only:
         results["scaling"] = scaling_section(work, args.scaling_scale, args.seed)
     if args.real:
         results["real"] = real_section(args.data, work / "out-real")
@@ -296,13 +300,25 @@ def alert_section(run: PipelineRun, truth: Any, stable: PipelineRun, stable_trut
         print(f"| {name} | {value.days:.1f} | {counts} | {value.true_cluster_alerts} / {value.cluster_alerts} | "
               f"{value.cluster_precision:.2f} | {value.false_cluster_alerts_per_day:.1f} | "
               f"{value.label_changes_correct} / {value.label_changes} |")
-    print("\n| event | window | first matching alert | lag (windows) | members in the group | group senders covered |")
-    print("|---|---|---|---|---|---|")
+    print("\n| event | window | first matching alert | lag (windows) | lag after the group's first traffic | "
+          "members in the group | group senders covered |")
+    print("|---|---|---|---|---|---|---|")
     for detection in scores["events"].detections:
         found = detection.alert_type or "none"
         lag = detection.lag_windows if detection.lag_windows is not None else "-"
-        print(f"| {detection.event} | {detection.event_window} | {found} | {lag} | {detection.member_share:.2f} | "
-              f"{detection.group_recall:.2f} |")
+        after = detection.lag_after_activity if detection.lag_after_activity is not None else "-"
+        print(f"| {detection.event} | {detection.event_window} | {found} | {lag} | {after} | "
+              f"{detection.member_share:.2f} | {detection.group_recall:.2f} |")
+    print("\nEvery cluster alert, judged by the senders it is about (moved senders of a subgroup port change, "
+          "joined senders of a size burst, else the cluster):\n")
+    print("| run | window | type | rule | cluster | true | senders | their true groups | summary |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, value in scores.items():
+        for judged in value.judged:
+            groups = ", ".join(f"{group} {count}" for group, count in judged.subject_groups.items())
+            print(f"| {name} | {judged.window_index} | {judged.alert_type} | {judged.rule or '-'} | "
+                  f"{judged.cluster_id} | {'yes' if judged.true else 'no'} | {judged.subject_size} | {groups} | "
+                  f"{judged.summary} |")
     print()
     return {name: _alert_dict(value) for name, value in scores.items()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -30,8 +30,9 @@ from darkvec_stream.clusters.quality import adjusted_rand, merges_and_splits
 from darkvec_stream.labels import KnnLabeller, leave_one_out
 from darkvec_stream.simulate import Truth
 
-# An alert is matched to an event when most of its cluster's members belong
-# to the event's group.
+# An alert is matched to an event when most of the senders it is about
+# (``AlertRecord.subject``: the moved senders of a subgroup port change, the
+# joined senders of a size burst, else the cluster) belong to the event's group.
 EVENT_MAJORITY = 0.5
 # A drift alert on the port-changing group counts as true this many windows
 # after the change; later ones are repeats of an old change.
@@ -191,10 +192,32 @@ class EventDetection:
     alert_type: str | None
     member_share: float
     group_recall: float
+    first_activity_window: int | None = None
 
     @property
     def lag_windows(self) -> int | None:
         return None if self.alert_window is None else self.alert_window - self.event_window
+
+    @property
+    def lag_after_activity(self) -> int | None:
+        """Windows from the group's first traffic after the event to the alert: no rule can see it sooner."""
+        if self.alert_window is None or self.first_activity_window is None:
+            return None
+        return self.alert_window - self.first_activity_window
+
+
+@dataclass(frozen=True)
+class JudgedAlert:
+    """One cluster alert with its verdict and the true groups of the senders it is about."""
+
+    window_index: int
+    alert_type: str
+    rule: str | None
+    cluster_id: str | None
+    true: bool
+    subject_size: int
+    subject_groups: dict[str, int]
+    summary: str
 
 
 @dataclass(frozen=True)
@@ -208,6 +231,7 @@ class AlertScores:
     cluster_alerts: int
     label_changes_correct: int
     label_changes: int
+    judged: tuple[JudgedAlert, ...] = ()
 
     @property
     def cluster_precision(self) -> float:
@@ -235,12 +259,13 @@ def score_alerts(run: PipelineRun, truth: Truth) -> AlertScores:
 
     def is_true(record: AlertRecord) -> bool:
         alert = record.alert
+        subject = record.subject or record.members
         if onset_window is not None and alert.window_index >= onset_window \
-                and _share(record.members, worm) >= EVENT_MAJORITY:
+                and _share(subject, worm) >= EVENT_MAJORITY:
             return True
         return (change_window is not None and alert.type == AlertType.CLUSTER_DRIFT
                 and change_window <= alert.window_index <= change_window + DRIFT_MATCH_WINDOWS
-                and _share(record.members, changing) >= EVENT_MAJORITY)
+                and _share(subject, changing) >= EVENT_MAJORITY)
 
     cluster_alerts = [record for record in run.alerts if record.alert.type in CLUSTER_ALERTS]
     detections = []
@@ -249,8 +274,9 @@ def score_alerts(run: PipelineRun, truth: Truth) -> AlertScores:
         detections.append(_first_match("worm onset", onset_window, cluster_alerts, worm, active_worm,
                                        (AlertType.NEW_CLUSTER, AlertType.REEMERGED_CLUSTER)))
     if change is not None:
-        detections.append(_first_match("port-set change", change_window, cluster_alerts, changing, changing,
-                                       (AlertType.CLUSTER_DRIFT,)))
+        detection = _first_match("port-set change", change_window, cluster_alerts, changing, changing,
+                                 (AlertType.CLUSTER_DRIFT,))
+        detections.append(replace(detection, first_activity_window=_first_activity(run, changing, change_window)))
 
     label_changes = [record.alert for record in run.alerts if record.alert.type == AlertType.LABEL_CHANGE]
     label_correct = sum(1 for alert in label_changes
@@ -265,7 +291,25 @@ def score_alerts(run: PipelineRun, truth: Truth) -> AlertScores:
         cluster_alerts=len(cluster_alerts),
         label_changes_correct=label_correct,
         label_changes=len(label_changes),
+        judged=tuple(_judge(record, truth, is_true(record)) for record in cluster_alerts),
     )
+
+
+def _judge(record: AlertRecord, truth: Truth, true: bool) -> JudgedAlert:
+    subject = record.subject or record.members
+    groups = Counter(truth.senders[sender].group if sender in truth.senders else "unknown" for sender in subject)
+    alert = record.alert
+    return JudgedAlert(alert.window_index, alert.type.value, alert.evidence.get("rule"), alert.cluster_id, true,
+                       len(subject), dict(groups.most_common(4)), alert.summary)
+
+
+def _first_activity(run: PipelineRun, group: frozenset[str], from_window: int) -> int | None:
+    """Return the first window at or after ``from_window`` in which a sender of ``group`` sent traffic."""
+    for window in run.windows:
+        if window.index >= from_window and any(sender in group for sentence in window.sentences
+                                               for sender in sentence):
+            return window.index
+    return None
 
 
 def _first_match(event: str, event_window: int, alerts: list[AlertRecord], group: frozenset[str],
@@ -273,14 +317,15 @@ def _first_match(event: str, event_window: int, alerts: list[AlertRecord], group
     for record in alerts:
         alert = record.alert
         if alert.type in types and alert.window_index >= event_window \
-                and _share(record.members, group) >= EVENT_MAJORITY:
-            recall = len(record.members & group) / len(reachable) if reachable else 0.0
+                and _share(record.subject or record.members, group) >= EVENT_MAJORITY:
+            subject = record.subject or record.members
+            recall = len(subject & group) / len(reachable) if reachable else 0.0
             return EventDetection(event, event_window, alert.window_index, alert.type.value,
-                                  _share(record.members, group), recall)
+                                  _share(subject, group), recall)
     return EventDetection(event, event_window, None, None, 0.0, 0.0)
 
 
 __all__ = [
-    "AlertScores", "ClusterScores", "EventDetection", "LabelScores", "PipelineLabelScores",
+    "AlertScores", "ClusterScores", "EventDetection", "JudgedAlert", "LabelScores", "PipelineLabelScores",
     "WORM_GROUP", "labellers", "score_alerts", "score_clustering", "score_labels", "score_pipeline_labels",
 ]

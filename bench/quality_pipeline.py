@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from darkvec_stream.pipeline import Pipeline, WindowResult
 logger = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
+# A size burst confirmed over two windows compares with the members three runs back.
+JOINED_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,17 @@ class WindowSentences:
 
 @dataclass(frozen=True)
 class AlertRecord:
-    """One emitted alert with every member of its cluster at that window (not only the sample)."""
+    """One emitted alert with every member of its cluster at that window (not only the sample).
+
+    ``subject`` contains the senders the alert is about, which scoring
+    judges: the moved senders it names for a subgroup port-set change, the
+    senders that joined in the last ``JOINED_RUNS`` runs for a size burst,
+    and the whole cluster otherwise.
+    """
 
     alert: Alert
     members: frozenset[str]
+    subject: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -63,6 +72,7 @@ class PipelineRun:
     alerts: list[AlertRecord] = field(default_factory=list)
     total_s: float = 0.0
     records: int = 0
+    recent_members: list[Mapping[str, frozenset[str]]] = field(default_factory=list)
 
     @property
     def end_ns(self) -> int:
@@ -126,8 +136,19 @@ def _keep(run: PipelineRun, results: list[WindowResult]) -> None:
         run.words_trained += update.words_trained
         members = result.clusters.tracking.members if result.clusters is not None else {}
         for alert in result.alerts:
-            cluster = members.get(alert.cluster_id, frozenset()) if alert.cluster_id else frozenset()
-            run.alerts.append(AlertRecord(alert, frozenset(cluster)))
+            cluster = frozenset(members.get(alert.cluster_id, frozenset()) if alert.cluster_id else frozenset())
+            run.alerts.append(AlertRecord(alert, cluster, _subject(alert, cluster, run.recent_members)))
+        if result.clusters is not None:
+            run.recent_members = [*run.recent_members, members][-JOINED_RUNS:]
+
+
+def _subject(alert: Alert, cluster: frozenset[str], recent: Sequence[Mapping[str, frozenset[str]]]) -> frozenset[str]:
+    rule = alert.evidence.get("rule")
+    if rule == "port_set_changed" and "subgroup" in alert.evidence:
+        return frozenset(alert.sample_members)
+    if rule == "size_burst" and recent and alert.cluster_id in recent[0]:
+        return cluster - recent[0][alert.cluster_id]
+    return cluster
 
 
 def percentile_ms(values: Sequence[float], share: float) -> float:
