@@ -1,8 +1,8 @@
 """The report's plots, rendered by matplotlib (Agg) to PNG bytes.
 
-Per cluster, an activity raster (senders x windows) and a port heat map
-(senders x the cluster's busiest ports); for the whole model, a 2-D map of
-the embedding coloured by label and by cluster; and the alert timeline.
+Each cluster gets an activity raster (senders x windows) and a port heat map
+(senders x the cluster's busiest ports). The whole model gets a 2-D map of
+the embedding, coloured by label and by cluster, and the alert timeline.
 Every plot has a bounded size: senders are sampled deterministically and
 the map projects at most a fixed number of senders. It computes no table
 and writes no file.
@@ -31,6 +31,7 @@ from darkvec_stream.query.state import AnalystState
 logger = logging.getLogger(__name__)
 
 DPI = 80
+NS_PER_HOUR = 3_600_000_000_000
 MAP_METHODS = ("pca", "tsne")
 MAX_NAMED_ROWS = 30
 MAX_TEXT_CHARS = 40
@@ -187,8 +188,8 @@ def project_embedding(vectors: np.ndarray, method: str = "pca", seed: int = 0) -
         return TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca",
                     random_state=seed).fit_transform(matrix)
     centred = matrix - matrix.mean(axis=0)
-    # SVD of the centred matrix gives the principal axes; the sign of each axis
-    # is fixed by its largest loading so that two runs draw the same picture.
+    # The SVD of the centred matrix gives the principal axes. Each axis's sign
+    # is fixed by its largest loading, so two runs draw the same picture.
     _, _, axes = np.linalg.svd(centred, full_matrices=False)
     axes = axes[:2]
     signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
@@ -229,10 +230,11 @@ def _draw_labels(axes: Any, state: AnalystState, senders: Sequence[str], points:
         view = state.labels.get(sender)
         names.append(view.label if view is not None and view.label is not None else UNLABELLED)
         inferred.append(view is not None and view.source == "knn")
-    shown = [label for label, _ in Counter(n for n in names if n != UNLABELLED).most_common(MAX_LEGEND_LABELS)]
+    counts = Counter(name for name in names if name != UNLABELLED)
+    legend_labels = [label for label, _ in counts.most_common(MAX_LEGEND_LABELS)]
     colours = matplotlib.colormaps["tab10"]
-    groups = [(UNLABELLED, "#d0d0d0")] + [(label, colours(i)) for i, label in enumerate(shown)]
-    other = [i for i, name in enumerate(names) if name != UNLABELLED and name not in shown]
+    groups = [(UNLABELLED, "#d0d0d0")] + [(label, colours(i)) for i, label in enumerate(legend_labels)]
+    other = [i for i, name in enumerate(names) if name != UNLABELLED and name not in legend_labels]
     for label, colour in groups:
         rows = [i for i, name in enumerate(names) if name == label]
         truth = [i for i in rows if not inferred[i] or label == UNLABELLED]
@@ -248,13 +250,13 @@ def _draw_clusters(
     axes: Any, state: AnalystState, senders: Sequence[str], points: np.ndarray, clusters: Sequence[str]
 ) -> None:
     assigned = [state.journal.sender_cluster.get(sender, (None, None))[0] for sender in senders]
-    shown = list(clusters)[:20]
+    coloured = list(clusters)[:20]
     colours = matplotlib.colormaps["tab20"]
     unclustered = [i for i, cluster in enumerate(assigned) if cluster is None]
-    other = [i for i, cluster in enumerate(assigned) if cluster is not None and cluster not in shown]
+    other = [i for i, cluster in enumerate(assigned) if cluster is not None and cluster not in coloured]
     _scatter(axes, points, unclustered, "#e0e0e0", f"not clustered ({len(unclustered)})", filled=True)
     _scatter(axes, points, other, "#888888", f"other clusters ({len(other)})", filled=True)
-    for position, cluster in enumerate(shown):
+    for position, cluster in enumerate(coloured):
         rows = [i for i, value in enumerate(assigned) if value == cluster]
         _scatter(axes, points, rows, colours(position % 20), f"{_short(cluster)} ({len(rows)})", filled=True)
     axes.set_title("by cluster (the clusters plotted in this report)", fontsize=9)
@@ -297,13 +299,17 @@ def alert_timeline(alerts: Sequence[Mapping[str, Any]]) -> Plot | None:
         axes = figure.add_subplot()
         for severity in sorted({row[2] for row in rows}):
             chosen = [row for row in rows if row[2] == severity]
-            times = [datetime.fromtimestamp(row[0] / 1e9, tz=timezone.utc) for row in chosen]
+            times = [_utc_datetime(row[0]) for row in chosen]
             offsets = [position[row[1]] for row in chosen]
             axes.scatter(times, offsets, s=160, marker="|", linewidths=1.5,
                          color=SEVERITY_COLOURS.get(severity, "#777777"), label=f"{_short(severity)} ({len(chosen)})")
         counts = Counter(row[1] for row in rows)
         axes.set_yticks(range(len(types)), [f"{_short(name)} ({counts[name]})" for name in types], fontsize=8)
         axes.set_ylim(-0.6, len(types) - 0.4)
+        first_ns, last_ns = min(row[0] for row in rows), max(row[0] for row in rows)
+        if first_ns == last_ns:
+            # One instant gives the date locator an empty range: show an hour each side.
+            axes.set_xlim(_utc_datetime(first_ns - NS_PER_HOUR), _utc_datetime(last_ns + NS_PER_HOUR))
         locator = AutoDateLocator(maxticks=8)
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=timezone.utc))
@@ -331,5 +337,9 @@ def _short(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     return shortened.replace("$", r"\$")
 
 
+def _utc_datetime(time_ns: int) -> datetime:
+    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc)
+
+
 def _utc(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return _utc_datetime(time_ns).strftime("%Y-%m-%d %H:%M")

@@ -2,9 +2,9 @@
 
 A cluster row follows the inspection table of the DarkVec authors (cluster,
 senders, ports, silhouette, a description) and adds the /24 spread and the
-label mix, all computed from an ``AnalystState``: the last clustering run
-for membership and silhouettes, the sender history for ports, packets and
-activity, and the current labels. It draws nothing and writes no file.
+label mix. Rows are computed from an ``AnalystState``: membership and
+silhouettes from the last clustering run, ports, packets and activity from
+the sender history, and the current labels. It draws nothing and writes no file.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The report in headless Chromium: it loads without errors and every image renders with a size.
 
 Chromium and chromedriver are Debian's (``/usr/bin/chromium``,
-``/usr/bin/chromedriver``); Selenium is told their paths and never
+``/usr/bin/chromedriver``). Selenium gets their paths and never
 downloads a driver. The test skips when they are missing, except under CI
 (``CI=true``), where their absence is a failure.
 """
@@ -86,7 +86,8 @@ def _check_page(driver: object, page: Path, minimum_images: int) -> None:
     for image in images:
         assert image["complete"], image["alt"]
         assert image["natural"] > 0, image["alt"]
-        assert image["width"] > 0 and image["height"] > 0, image["alt"]
+        assert image["width"] > 0, image["alt"]
+        assert image["height"] > 0, image["alt"]
 
 
 def test_hostile_report_renders(browser: object, hand_state: AnalystState, tmp_path: Path) -> None:
