@@ -57,8 +57,6 @@ def browser() -> Iterator[object]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"headless Chromium test cannot run under CI: missing {missing}")
         pytest.skip(f"missing {missing}")
-    # Selenium Manager would otherwise try to download a driver.
-    os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -68,7 +66,10 @@ def browser() -> Iterator[object]:
     for switch in (*CHROMIUM_SWITCHES, f"--user-data-dir={profile}"):
         options.add_argument(switch)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    with pytest.MonkeyPatch.context() as patch:
+        # Selenium Manager would otherwise try to download a driver.
+        patch.setenv("SE_OFFLINE", "true")
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         yield driver
     finally:
@@ -100,3 +101,11 @@ def test_hostile_report_renders(browser: object, hand_state: AnalystState, tmp_p
 
 def test_simulated_report_renders(browser: object, simulated_report: tuple[Path, str]) -> None:
     _check_page(browser, simulated_report[0] / "report.html", minimum_images=2 * 4 + 1)
+
+
+def test_broken_image_fails_the_check(browser: object, tmp_path: Path) -> None:
+    # The check itself must be able to fail: a PNG data URI with bad bytes does not decode.
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><title>broken</title><img alt="bad" src="data:image/png;base64,AAAA">')
+    with pytest.raises(AssertionError):
+        _check_page(browser, page, minimum_images=1)
