@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from darkvec_stream.scaleout.settings import DEFAULT_ROUTER_GROUP, add_scaleout_options
+    from darkvec_stream.scaleout.settings import add_scaleout_options
 
     parser = subparsers.add_parser(
         "route",
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "format), and send each record to the partition of its service in the by-service topic. Commits "
         "after the broker acknowledged; workers drop the copies a restart sends again.",
     )
-    add_scaleout_options(parser, group=DEFAULT_ROUTER_GROUP)
+    add_scaleout_options(parser, group="router_group_id")
     parser.add_argument("--raw-topic", default=None, metavar="TOPIC",
                         help="topic the exporters write to (default: kafka.topic)")
     parser.add_argument("--output", metavar="DIR", default=None,
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = [f"output.directory={args.output}"] if args.output else []
     settings = settings_from_args(args, extra)
-    scaleout = scaleout_from_args(args, router_group_id=args.group_id)
+    scaleout = scaleout_from_args(args, settings, router_group_id=args.group_id)
     bootstrap = bootstrap_of(settings)
     services = build_services(settings)
     log_effective_settings(settings)

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from darkvec_stream.scaleout.settings import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_TRAINER_GROUP, add_scaleout_options
+    from darkvec_stream.scaleout.settings import DEFAULT_IDLE_TIMEOUT_S, add_scaleout_options
 
     parser = subparsers.add_parser(
         "trainer",
@@ -21,10 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "by-service topic is closed through it, and run the pipeline (model, index, labels, clusters, "
         "alerts) with a checkpoint after each window. Run exactly one trainer per deployment.",
     )
-    add_scaleout_options(parser, group=DEFAULT_TRAINER_GROUP)
-    parser.add_argument("--idle-timeout", metavar="SECONDS", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
+    add_scaleout_options(parser, group="trainer_group_id")
+    parser.add_argument("--idle-timeout", metavar="SECONDS", type=float, default=None,
                         help="wall-clock seconds a window waits for a silent partition before treating it as "
-                             f"empty; keep it above a worker failover (default: {DEFAULT_IDLE_TIMEOUT_S:g})")
+                             f"empty; keep it above a worker failover (default: scaleout.idle_timeout_s, "
+                             f"{DEFAULT_IDLE_TIMEOUT_S:g})")
     parser.add_argument("--output", metavar="DIR", default=None,
                         help="directory for alerts, dead letters and checkpoints (default: output.directory)")
     parser.add_argument("--dump-sentences", metavar="DIR", type=Path, default=None,
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = [f"output.directory={args.output}"] if args.output else []
     settings = settings_from_args(args, extra)
-    scaleout = scaleout_from_args(args, trainer_group_id=args.group_id, idle_timeout_s=args.idle_timeout)
+    scaleout = scaleout_from_args(args, settings, trainer_group_id=args.group_id, idle_timeout_s=args.idle_timeout)
     bootstrap_of(settings)
     build_services(settings)
     log_effective_settings(settings)

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from darkvec_stream.scaleout.settings import DEFAULT_WORKER_GROUP, add_scaleout_options
+    from darkvec_stream.scaleout.settings import add_scaleout_options
 
     parser = subparsers.add_parser(
         "worker",
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with its own watermark, and send each closed window's sentences and sender activity to the "
         "sentences topic for 'darkvec-stream trainer'. Needs services.mode domain (or single).",
     )
-    add_scaleout_options(parser, group=DEFAULT_WORKER_GROUP)
+    add_scaleout_options(parser, group="worker_group_id")
     parser.add_argument("--output", metavar="DIR", default=None,
                         help="directory of this worker's dead-letter file (default: output.directory)")
     parser.add_argument("--exit-when-idle", metavar="SECONDS", type=float, default=None,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = [f"output.directory={args.output}"] if args.output else []
     settings = settings_from_args(args, extra)
-    scaleout = scaleout_from_args(args, worker_group_id=args.group_id)
+    scaleout = scaleout_from_args(args, settings, worker_group_id=args.group_id)
     bootstrap = bootstrap_of(settings)
     build_services(settings)
     log_effective_settings(settings)

@@ -553,6 +553,25 @@ class QuerySettings:
 
 
 @dataclass(frozen=True)
+class ScaleoutConfig:
+    records_topic: str = setting(
+        "darkvec.records.by-service", "Topic partitioned by service that routers fill and workers consume"
+    )
+    sentences_topic: str = setting("darkvec.sentences", "Topic of window parts from workers to the trainer")
+    worker_group_id: str = setting("darkvec-stream-workers", "Consumer group of the window workers")
+    router_group_id: str = setting("darkvec-stream-routers", "Consumer group of the routers")
+    trainer_group_id: str = setting("darkvec-stream-trainer", "Group the trainer commits its offsets under")
+    idle_timeout_s: float = setting(
+        600.0, "Wall-clock time a window waits for a silent partition before treating it as empty; keep it "
+        "above a worker failover", unit="s", minimum=1.0,
+    )
+    max_message_bytes: int = setting(
+        900000, "Largest message a router or worker produces; must fit the broker's message.max.bytes",
+        unit="bytes", minimum=10000,
+    )
+
+
+@dataclass(frozen=True)
 class CheckpointSettings:
     enabled: bool = setting(True, "Write a checkpoint after each closed window")
     keep: int = setting(3, "Checkpoints kept on disk", minimum=1)
@@ -588,6 +607,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     query: QuerySettings = field(default_factory=QuerySettings)
+    scaleout: ScaleoutConfig = field(default_factory=ScaleoutConfig)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     output: OutputSettings = field(default_factory=OutputSettings)

@@ -1,8 +1,8 @@
 """Settings of the scale-out commands (router, worker, trainer) and the service-mode check.
 
-The lead wires these to a ``scaleout`` section of the configuration; until
-then the commands read them from their own options. Kafka connection,
-windows and services settings come from the ordinary configuration.
+They come from the ``scaleout`` section of the configuration; each
+command's options override it. Kafka connection, windows and services
+settings come from the other sections.
 """
 
 from __future__ import annotations
@@ -90,29 +90,43 @@ def build_services(settings: Any) -> ServiceMap:
 
 
 def add_scaleout_options(parser: argparse.ArgumentParser, *, group: str) -> None:
-    """Add the topic, group and limit options every scale-out command shares."""
-    parser.add_argument("--records-topic", default=DEFAULT_RECORDS_TOPIC, metavar="TOPIC",
-                        help=f"the topic partitioned by service (default: {DEFAULT_RECORDS_TOPIC})")
-    parser.add_argument("--sentences-topic", default=DEFAULT_SENTENCES_TOPIC, metavar="TOPIC",
-                        help=f"the topic of window parts from workers to the trainer (default: {DEFAULT_SENTENCES_TOPIC})")
-    parser.add_argument("--group-id", default=group, metavar="GROUP",
-                        help=f"consumer group of this command's instances (default: {group})")
-    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES, metavar="BYTES",
+    """Add the topic, group and limit options every scale-out command shares.
+
+    ``group`` names the ``scaleout`` key of this command's consumer group.
+    Options left out keep the value of the configuration.
+    """
+    parser.add_argument("--records-topic", default=None, metavar="TOPIC",
+                        help=f"the topic partitioned by service (default: scaleout.records_topic, "
+                             f"{DEFAULT_RECORDS_TOPIC})")
+    parser.add_argument("--sentences-topic", default=None, metavar="TOPIC",
+                        help=f"the topic of window parts from workers to the trainer (default: "
+                             f"scaleout.sentences_topic, {DEFAULT_SENTENCES_TOPIC})")
+    parser.add_argument("--group-id", default=None, metavar="GROUP",
+                        help=f"consumer group of this command's instances (default: scaleout.{group})")
+    parser.add_argument("--max-message-bytes", type=int, default=None, metavar="BYTES",
                         help=f"largest message produced, in bytes; must fit the broker's limit "
-                             f"(default: {DEFAULT_MAX_MESSAGE_BYTES})")
+                             f"(default: scaleout.max_message_bytes, {DEFAULT_MAX_MESSAGE_BYTES})")
     parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                         help="serve /metrics on metrics.host at this port (default: metrics.port when "
                              "metrics.enabled; give each instance on one host its own port)")
 
 
-def scaleout_from_args(args: argparse.Namespace, **extra: Any) -> ScaleoutSettings:
-    """Build ``ScaleoutSettings`` from the shared options; ``extra`` sets the command's own fields."""
-    return ScaleoutSettings(
-        records_topic=args.records_topic,
-        sentences_topic=args.sentences_topic,
-        max_message_bytes=args.max_message_bytes,
+def scaleout_from_args(args: argparse.Namespace, settings: Any, **extra: Any) -> ScaleoutSettings:
+    """Build ``ScaleoutSettings`` from the ``scaleout`` section, overridden by the options given.
+
+    ``extra`` maps other fields to a command's own option values; ``None``
+    keeps the configured value.
+    """
+    configured = settings.scaleout
+    chosen = {
+        "records_topic": args.records_topic,
+        "sentences_topic": args.sentences_topic,
+        "max_message_bytes": args.max_message_bytes,
         **extra,
-    )
+    }
+    fields = {name: getattr(configured, name) for name in ScaleoutSettings.__dataclass_fields__}
+    fields.update({name: value for name, value in chosen.items() if value is not None})
+    return ScaleoutSettings(**fields)
 
 
 def consumer_options(settings: Any) -> dict[str, Any]:
