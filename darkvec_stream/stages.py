@@ -164,6 +164,11 @@ def build_monitor(settings: Settings) -> ClusterMonitor:
             min_similarity=c.min_similarity,
             min_cluster_size=c.min_cluster_size,
             seed=c.seed,
+            split_min_gain=c.split_min_gain if c.split else None,
+            split_resolution=c.split_resolution,
+            split_max_depth=c.split_max_depth,
+            large_min_senders=c.large_min_senders,
+            ivf_nprobe=c.ivf_nprobe,
         ),
         tracker=ClusterTracker(
             min_jaccard=t.min_jaccard,

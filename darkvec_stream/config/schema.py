@@ -336,6 +336,21 @@ class ClusterSettings:
     )
     min_cluster_size: int = setting(5, "Smaller clusters are reported as noise", unit="senders", minimum=1)
     seed: int = setting(15, "Random seed of the community detection", minimum=0)
+    split: bool = setting(
+        True, "Partition each cluster's subgraph again (leiden and louvain) and keep the split when the "
+        "members' silhouette rises; it separates small scanner organisations that resolution 0.5 merges"
+    )
+    split_min_gain: float = setting(
+        0.05, "Rise of the members' mean silhouette a split must bring to be kept", unit="silhouette",
+        minimum=0.0, maximum=2.0,
+    )
+    split_resolution: float = setting(1.0, "Modularity resolution of the second partition", minimum=0.0)
+    split_max_depth: int = setting(2, "Levels of splits below the first partition", unit="levels", minimum=1)
+    large_min_senders: int = setting(
+        100000, "From this many senders on, the kNN graph comes from an IVF index and Leiden runs in igraph",
+        unit="senders", minimum=2,
+    )
+    ivf_nprobe: int = setting(16, "IVF lists searched per sender above large_min_senders", unit="lists", minimum=1)
     emerging: bool = setting(
         True, "Split newcomers that share ports new to the telescope into their own cluster, before "
         "the embedding has placed them"
