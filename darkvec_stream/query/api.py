@@ -169,8 +169,9 @@ class QueryApi:
                 "last_seen": rfc3339_ns(facts.last_seen_ns), "last_seen_ns": facts.last_seen_ns,
                 "packets": facts.packets, "mirai_packets": facts.mirai_packets,
                 "windows_active": facts.windows_active,
-                "ports": [{"port": port, "packets": packets} for port, packets in facts.ports],
-                "services": [{"service": service, "windows": windows} for service, windows in facts.services],
+                "ports": [{"port": port, "packets": packets} for port, packets in facts.ports_busiest()],
+                "services": [{"service": service, "windows": windows}
+                             for service, windows in facts.services_busiest()],
             })
         body["activity"] = [
             {"window_index": span.index, "start": rfc3339_ns(span.start_ns), "start_ns": span.start_ns,

@@ -47,10 +47,11 @@ class LabelLike(Protocol):
 class SenderFacts:
     """One sender's history as of one snapshot.
 
-    ``ports`` and ``services`` are busiest first; ``activity`` pairs a window
-    index with packets, oldest first, and may still hold windows that have
-    left the history since the copy was made (``QuerySnapshot.activity``
-    keeps only remembered windows).
+    The pairs keep the history's order; readers sort them (``ports_busiest``),
+    because sorting here would cost the pipeline thread at every window.
+    ``activity`` pairs a window index with packets and may still hold windows
+    that have left the history since the copy was made
+    (``QuerySnapshot.activity`` keeps only remembered windows).
     """
 
     first_seen_ns: int
@@ -66,9 +67,17 @@ class SenderFacts:
     def from_summary(cls, summary: SenderSummary) -> "SenderFacts":
         return cls(
             summary.first_seen_ns, summary.last_seen_ns, summary.packets, summary.windows_active,
-            summary.mirai_packets, _busiest(summary.ports), _busiest(summary.services),
-            tuple(sorted(summary.activity.items())),
+            summary.mirai_packets, tuple(summary.ports.items()), tuple(summary.services.items()),
+            tuple(summary.activity.items()),
         )
+
+    def ports_busiest(self) -> list[tuple[int, int]]:
+        """(port, packets), most packets first, ties by port."""
+        return sorted(self.ports, key=lambda item: (-item[1], item[0]))
+
+    def services_busiest(self) -> list[tuple[str, int]]:
+        """(service, windows active), most windows first, ties by name."""
+        return sorted(self.services, key=lambda item: (-item[1], item[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +91,19 @@ class Neighbour:
 class QuerySnapshot:
     """The model, labels, history and clusters as of one closed window; never modified.
 
-    The mappings are read-only views. Neighbour indexes, the sender-to-row
-    map and the members of each cluster are built on first use by a request
-    thread, under a lock that only request threads take.
+    The mappings are read-only views. ``vectors`` must be a copy that
+    nothing else holds: the first neighbour query normalises it in place
+    and moves it into a FAISS flat inner-product index. That index, the
+    sender-to-row map and the members of each cluster are built on first use
+    by a request thread, under a lock that only request threads take, so
+    publication costs the pipeline thread only the copies.
     """
 
     def __init__(
         self,
         *,
         senders: Sequence[str],
-        unit_vectors: np.ndarray,
+        vectors: np.ndarray,
         labels: Mapping[str, LabelLike],
         facts: Mapping[str, SenderFacts],
         windows: tuple[WindowSpan, ...],
@@ -114,11 +126,11 @@ class QuerySnapshot:
         self.alerts = alerts
         self.windows_closed = windows_closed
         self.published_s = published_s
-        self.dimensions = int(unit_vectors.shape[1]) if unit_vectors.ndim == 2 else 0
-        self._index = faiss.IndexFlatIP(max(self.dimensions, 1))
-        if len(self.senders):
-            self._index.add(np.ascontiguousarray(unit_vectors, dtype=np.float32))
-        self._lock = threading.Lock()
+        self.dimensions = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+        self._vectors: np.ndarray | None = vectors
+        self._index: Any = None
+        # Reentrant: building the evidence index needs the sender index.
+        self._lock = threading.RLock()
         self._row_of: dict[str, int] | None = None
         self._evidence: tuple[Any, tuple[str, ...]] | None = None
         self._members: dict[str, tuple[str, ...]] | None = None
@@ -159,8 +171,9 @@ class QuerySnapshot:
         row = self.row(sender)
         if row is None or k < 1:
             return []
-        query = self._index.reconstruct(row).reshape(1, -1)
-        return _search(self._index, query, k, self.senders, exclude=sender)
+        index = self._sender_index()
+        query = index.reconstruct(row).reshape(1, -1)
+        return _search(index, query, k, self.senders, exclude=sender)
 
     def evidence(self, sender: str, k: int) -> list[Neighbour]:
         """The k ground-truth-labelled senders most similar to ``sender`` (itself excluded)."""
@@ -168,8 +181,20 @@ class QuerySnapshot:
         if row is None or k < 1:
             return []
         index, names = self._evidence_index()
-        query = self._index.reconstruct(row).reshape(1, -1)
+        query = self._sender_index().reconstruct(row).reshape(1, -1)
         return _search(index, query, k, names, exclude=sender)
+
+    def _sender_index(self) -> Any:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    index = faiss.IndexFlatIP(max(self.dimensions, 1))
+                    if self._vectors is not None and len(self._vectors):
+                        index.add(_unit_rows(self._vectors))
+                    # The index holds its own copy: drop ours to keep one.
+                    self._vectors = None
+                    self._index = index
+        return self._index
 
     def _evidence_index(self) -> tuple[Any, tuple[str, ...]]:
         if self._evidence is None:
@@ -183,7 +208,7 @@ class QuerySnapshot:
         index = faiss.IndexFlatIP(max(self.dimensions, 1))
         if names:
             rows = np.fromiter((self.row(name) for name in names), dtype=np.int64, count=len(names))
-            index.add(self._index.reconstruct_batch(rows))
+            index.add(self._sender_index().reconstruct_batch(rows))
         return index, names
 
     # -- clusters ------------------------------------------------------------
@@ -254,7 +279,7 @@ class SnapshotPublisher:
         _, vectors = embedding.vectors(senders)
         snapshot = QuerySnapshot(
             senders=senders,
-            unit_vectors=_unit_rows(vectors),
+            vectors=vectors,
             labels=MappingProxyType(dict(labels)),
             facts=self._copy_facts(history, changed),
             windows=history.windows,
@@ -299,10 +324,9 @@ class SnapshotPublisher:
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Return an L2-normalised float32 copy, so inner products are cosine similarities."""
-    unit = np.array(vectors, dtype=np.float32, order="C", copy=True)
-    if len(unit):
-        faiss.normalize_L2(unit)
+    """L2-normalise the rows in place (a float32 C copy if needed), so inner products are cosines."""
+    unit = np.ascontiguousarray(vectors, dtype=np.float32)
+    faiss.normalize_L2(unit)
     return unit
 
 
@@ -329,6 +353,3 @@ def _read_only(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     # copied, so a caller that later mutates its dict cannot reach the snapshot.
     return mapping if isinstance(mapping, MappingProxyType) else MappingProxyType(dict(mapping))
 
-
-def _busiest(counts: Mapping[Any, int]) -> tuple[tuple[Any, int], ...]:
-    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))

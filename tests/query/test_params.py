@@ -30,7 +30,7 @@ def snapshot_with_alerts(count: int) -> QuerySnapshot:
         for n in range(count)
     )
     return QuerySnapshot(
-        senders=(), unit_vectors=np.zeros((0, 4), dtype=np.float32), labels={}, facts={}, windows=(),
+        senders=(), vectors=np.zeros((0, 4), dtype=np.float32), labels={}, facts={}, windows=(),
         sender_cluster={}, cluster_window_index=None, profiles=MappingProxyType({}), transitions={},
         alerts=alerts, windows_closed=0, published_s=0.0,
     )

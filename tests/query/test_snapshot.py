@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -152,3 +153,40 @@ def test_expired_senders_leave_the_snapshot() -> None:
     assert state.removed >= set(SENDERS[:6])
     assert not set(SENDERS[:6]) & set(snapshot.facts)
     assert not set(SENDERS[:6]) & set(snapshot.senders)
+
+
+def test_concurrent_first_queries_agree() -> None:
+    state = State()
+    state.feed(window(0, SENDERS))
+    state.labels[SENDERS[3]] = SenderLabelView("shodan", 1.0, "scanners")
+    expected = state.publish(SnapshotPublisher(), None)
+    expected_answers = [(expected.nearest(s, 3), expected.evidence(s, 3)) for s in SENDERS]
+    snapshot = state.publish(SnapshotPublisher(), None)
+    answers: dict[int, list] = {}
+
+    def ask(worker: int) -> None:
+        answers[worker] = [(snapshot.evidence(s, 3) if worker % 2 else snapshot.nearest(s, 3), s) for s in SENDERS]
+
+    threads = [threading.Thread(target=ask, args=(worker,), daemon=True) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "lazy index building must not deadlock"
+    for worker, found in answers.items():
+        for (result, sender), (nearest, evidence) in zip(found, expected_answers):
+            assert result == (evidence if worker % 2 else nearest), sender
+
+
+def test_evidence_before_any_neighbour_query() -> None:
+    # The evidence index is built from the sender index, which is then not
+    # built yet: both are built under the same lock.
+    state = State()
+    state.feed(window(0, SENDERS))
+    state.labels[SENDERS[3]] = SenderLabelView("shodan", 1.0, "scanners")
+    snapshot = state.publish(SnapshotPublisher(), None)
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(snapshot.evidence(SENDERS[0], 3)), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert found and [item.sender for item in found[0]] == [SENDERS[3]]
