@@ -7,7 +7,7 @@ history: the cheapest part of a pipeline window, which also labels and
 clusters), and the snapshot is published
 incrementally (the window's senders) and in full (after a restore). The same
 run times one neighbour query, one evidence query and one /senders/{ip}
-answer, and a single FAISS query with one and two OpenMP threads. Run with
+response, and a single FAISS query with one and two OpenMP threads. Run with
 ``.venv/bin/python -m bench.bench_query`` (10 k senders) or ``--full``
 (10 k and 100 k).
 """
@@ -37,7 +37,7 @@ PACKETS_PER_SENDER = 10
 
 
 def synthetic_window(index: int, senders: list[str], rng: np.random.Generator) -> ClosedWindow:
-    """One window in which ``senders`` each send a few packets to one of four services."""
+    """Build one window in which ``senders`` each send 10 packets to one of four services."""
     start = index * HOUR_NS
     services = ("telnet", "http", "ssh", "smb")
     groups = rng.integers(0, len(services), len(senders))

@@ -1,6 +1,6 @@
-"""The read-only query API: routes, parameters and JSON answers, without any HTTP plumbing.
+"""The read-only query API: routes, parameters and JSON responses, without any HTTP plumbing.
 
-``QueryApi.handle(method, target)`` answers one request from the newest
+``QueryApi.handle(method, target)`` responds to one request from the newest
 snapshot: what a sender is (label, evidence neighbours, cluster, activity per
 window), its neighbours, the clusters, one cluster, and recent alerts, with
 pagination on every list. Refusals are JSON ``{"error": code, "message": ...}``
@@ -43,7 +43,7 @@ CLUSTER_ALERTS_SHOWN = 100
 
 @dataclass(frozen=True)
 class ApiResponse:
-    """One answer: HTTP status, a JSON-ready body and extra headers."""
+    """One response: HTTP status, a JSON-ready body and extra headers."""
 
     status: int
     body: Any
@@ -61,7 +61,7 @@ class _Request:
 
 
 class QueryApi:
-    """Answer read-only queries about senders, clusters and alerts from a snapshot source.
+    """Read-only queries about senders, clusters and alerts, served from a snapshot source.
 
     ``max_page_size`` bounds ``limit`` on every list, ``max_neighbours``
     bounds ``k`` on ``/senders/{ip}/neighbours``, and ``evidence_neighbours``
@@ -202,7 +202,7 @@ class QueryApi:
     def _cluster(self, request: _Request, text: str) -> dict[str, Any]:
         snapshot = _state(request)
         cluster_id = parse_cluster_id(text)
-        if not snapshot.knows_cluster(cluster_id):
+        if not snapshot.contains_cluster(cluster_id):
             raise ApiError(404, "not_found", f"cluster {cluster_id} is not known: /clusters lists the current ones")
         limit, offset = self._page(request)
         members = snapshot.members(cluster_id)
@@ -222,34 +222,34 @@ class QueryApi:
     def _alerts(self, request: _Request) -> dict[str, Any]:
         snapshot = _state(request)
         limit, offset = self._page(request)
-        kept: dict[str, str] = {}
+        filters: dict[str, str] = {}
         since_ns = None
         if "since" in request.params:
-            kept["since"] = request.params["since"]
-            since_ns = parse_since_ns(kept["since"])
+            filters["since"] = request.params["since"]
+            since_ns = parse_since_ns(filters["since"])
         alert_type = request.params.get("type")
         if alert_type is not None:
             if alert_type not in ALERT_TYPES:
                 raise ApiError(400, "bad_parameter",
                                f"type={shown(alert_type)} is not an alert type: use one of {', '.join(ALERT_TYPES)}")
-            kept["type"] = alert_type
+            filters["type"] = alert_type
         cluster_id = request.params.get("cluster")
         if cluster_id is not None:
-            kept["cluster"] = parse_cluster_id(cluster_id)
+            filters["cluster"] = parse_cluster_id(cluster_id)
         selected = [
             alert for alert in snapshot.alerts
             if (since_ns is None or int(alert.get("time_ns", 0)) >= since_ns)
             and (alert_type is None or alert.get("type") == alert_type)
             and (cluster_id is None or alert.get("cluster_id") == cluster_id)
         ]
-        return _page_json(request.path, kept, selected[offset:offset + limit], len(selected), limit, offset)
+        return _page_json(request.path, filters, selected[offset:offset + limit], len(selected), limit, offset)
 
     # -- helpers -------------------------------------------------------------
 
     def _known_sender(self, request: _Request, text: str) -> tuple[QuerySnapshot, str]:
         snapshot = _state(request)
         sender = parse_sender(text)
-        if not snapshot.knows(sender):
+        if not snapshot.contains_sender(sender):
             raise ApiError(404, "not_found",
                            f"sender {sender} is not in the model: it was never seen, was filtered out as too "
                            "quiet, or expired")
@@ -291,12 +291,12 @@ def _query_params(query: str) -> dict[str, str]:
     return params
 
 
-def _page_json(path: str, kept: Mapping[str, str], items: Sequence[Any], total: int, limit: int,
+def _page_json(path: str, filters: Mapping[str, str], items: Sequence[Any], total: int, limit: int,
                offset: int) -> dict[str, Any]:
     following = offset + limit
     next_url = None
     if following < total:
-        query = urlencode({**kept, "limit": limit, "offset": following}, quote_via=quote)
+        query = urlencode({**filters, "limit": limit, "offset": following}, quote_via=quote)
         next_url = f"{path}?{query}"
     return {"total": total, "limit": limit, "offset": offset, "next": next_url, "items": list(items)}
 

@@ -3,7 +3,7 @@
 ``openapi_document`` returns the whole description as a dict, with the
 page-size and neighbour limits of the running server filled in, so tools
 such as schemathesis generate requests and check replies against it. It
-describes every response body; it does not route or answer requests.
+describes every response body. It does not route or handle requests.
 """
 
 from __future__ import annotations

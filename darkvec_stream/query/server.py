@@ -34,8 +34,8 @@ class QueryHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server that refuses connections beyond ``max_connections``."""
 
     daemon_threads = True
-    # Each request is answered on its own thread; a listen backlog of 64 is
-    # plenty for an analyst API and keeps floods in the kernel queue short.
+    # Each request runs on its own thread. A listen backlog of 64 is plenty
+    # for an analyst API and keeps floods in the kernel queue short.
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
@@ -44,7 +44,7 @@ class QueryHTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            _refuse_busy(request)
+            _reject_busy(request)
             self.shutdown_request(request)
             return
         try:
@@ -124,7 +124,7 @@ class QueryServer:
         logger.info("query API on %s/ stopped", self.url)
 
 
-def _refuse_busy(request: socket.socket) -> None:
+def _reject_busy(request: socket.socket) -> None:
     body = b'{"error":"busy","message":"too many open connections to the query API: retry in a second"}'
     head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
             "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n").encode()
@@ -132,7 +132,7 @@ def _refuse_busy(request: socket.socket) -> None:
         request.settimeout(1.0)
         request.sendall(head + body)
     except OSError as error:
-        logger.debug("could not refuse a connection over the limit: %s", error)
+        logger.debug("failed to send 503 to a connection over the limit: %s", error)
 
 
 def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
@@ -141,7 +141,7 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
         timeout = timeout_s
         server_version = SERVER_NAME
         sys_version = ""
-        # One request per connection: no idle keep-alive connection holds a thread.
+        # One request per connection, so no idle keep-alive connection keeps a thread.
         protocol_version = "HTTP/1.0"
 
         def handle_one_request(self) -> None:
@@ -179,7 +179,7 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             # ``parse_request`` reports malformed requests and oversized
-            # header lines through here: answer them in JSON as well.
+            # header lines through here, so they get JSON replies as well.
             if code == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
                 self._error(code, "headers_too_large", f"request headers are too large: {message}")
             else:

@@ -142,7 +142,7 @@ class QuerySnapshot:
         """Index of the newest window the history remembers."""
         return self.windows[-1].index if self.windows else None
 
-    def knows(self, sender: str) -> bool:
+    def contains_sender(self, sender: str) -> bool:
         """True when the sender is in the model, the history or the labels."""
         return sender in self.facts or sender in self.labels or self.row(sender) is not None
 
@@ -167,7 +167,7 @@ class QuerySnapshot:
     # -- neighbours ----------------------------------------------------------
 
     def nearest(self, sender: str, k: int) -> list[Neighbour]:
-        """The k senders most similar to ``sender`` (itself excluded), most similar first."""
+        """Find the k senders most similar to ``sender`` (itself excluded), most similar first."""
         row = self.row(sender)
         if row is None or k < 1:
             return []
@@ -176,7 +176,7 @@ class QuerySnapshot:
         return _search(index, query, k, self.senders, exclude=sender)
 
     def evidence(self, sender: str, k: int) -> list[Neighbour]:
-        """The k ground-truth-labelled senders most similar to ``sender`` (itself excluded)."""
+        """Find the k ground-truth-labelled senders most similar to ``sender`` (itself excluded)."""
         row = self.row(sender)
         if row is None or k < 1:
             return []
@@ -191,7 +191,7 @@ class QuerySnapshot:
                     index = faiss.IndexFlatIP(max(self.dimensions, 1))
                     if self._vectors is not None and len(self._vectors):
                         index.add(_unit_rows(self._vectors))
-                    # The index holds its own copy: drop ours to keep one.
+                    # The index contains its own copy, so drop ours to keep one in memory.
                     self._vectors = None
                     self._index = index
         return self._index
@@ -217,7 +217,7 @@ class QuerySnapshot:
         """Clusters of the last run, sorted by id."""
         return sorted(self.profiles)
 
-    def knows_cluster(self, cluster_id: str) -> bool:
+    def contains_cluster(self, cluster_id: str) -> bool:
         """True for clusters of the last run and for clusters with remembered transitions."""
         return cluster_id in self.profiles or cluster_id in self.transitions
 
@@ -247,9 +247,9 @@ class SnapshotPublisher:
     """Build snapshots on the pipeline thread and hand the newest to request threads.
 
     ``publish`` copies the history only for the senders named in ``changed``
-    (and reuses the previous copies of the others), so its cost grows with
-    the senders of the window, apart from flat copies of the vectors and the
-    label and cluster maps. Pass every sender seen or removed since the
+    and reuses the previous copies of the others. Its cost therefore grows
+    with the senders of the window, plus flat copies of the vectors and of
+    the label and cluster maps. Pass every sender seen or removed since the
     previous call, or ``None`` to copy everything (after a restore).
     """
 
@@ -349,7 +349,7 @@ def _search(index: Any, query: np.ndarray, k: int, names: Sequence[str], exclude
 
 
 def _read_only(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    # Views made by the publisher are kept as they are; anything else is
-    # copied, so a caller that later mutates its dict cannot reach the snapshot.
+    # Views made by the publisher are kept as they are. Anything else is
+    # copied, so a caller that later mutates its dict cannot change the snapshot.
     return mapping if isinstance(mapping, MappingProxyType) else MappingProxyType(dict(mapping))
 

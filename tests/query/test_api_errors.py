@@ -149,7 +149,7 @@ def test_server_binds_loopback_by_default() -> None:
         server.stop()
 
 
-def test_invalid_limits_are_refused() -> None:
+def test_invalid_limits_are_rejected() -> None:
     with pytest.raises(ConfigError, match="max_page_size 0"):
         QueryApi(SnapshotPublisher(), max_page_size=0)
     with pytest.raises(ConfigError, match="max_connections=0"):

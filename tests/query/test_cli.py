@@ -43,7 +43,8 @@ def test_query_api_text(api_server: QueryServer, analyst_state: AnalystState,
     assert any(line.startswith(f"cluster   {cluster_id} ") for line in lines)
     activity = next(line for line in lines if line.startswith("activity  |"))
     assert len(activity.split("|")[1]) == len(analyst_state.history.windows)
-    assert lines[-4] == "neighbours" and len(lines[-3:]) == 3
+    assert lines[-4] == "neighbours"
+    assert all(line.startswith("          ") for line in lines[-3:])
 
 
 @pytest.mark.parametrize("address, message", [
@@ -55,7 +56,8 @@ def test_query_errors_are_one_line(api_server: QueryServer, daemon_run: DaemonRu
     for source in (["--api", api_server.url], ["--state", str(daemon_run.output)]):
         assert main(["query", address, *source]) == 1
         error = capsys.readouterr().err.strip()
-        assert error.startswith("darkvec-stream: error: ") and message in error
+        assert error.startswith("darkvec-stream: error: ")
+        assert message in error
         assert "\n" not in error
 
 
@@ -67,7 +69,7 @@ def test_query_unreachable_api(capsys: pytest.CaptureFixture[str]) -> None:
     assert "is not reachable" in capsys.readouterr().err
 
 
-def test_query_refuses_other_schemes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_query_rejects_other_schemes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "192.0.2.1", "--api", "file:///etc/passwd"]) == 1
     assert "is not an http:// or https:// URL" in capsys.readouterr().err
 
@@ -85,6 +87,6 @@ def test_clusters_api_lists_live_clusters(api_server: QueryServer, analyst_state
     assert {item["id"] for item in written["clusters"]} == set(profiles)
 
 
-def test_clusters_without_out_or_api_is_refused(daemon_run: DaemonRun, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clusters_needs_out_or_api(daemon_run: DaemonRun, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["clusters", "--state", str(daemon_run.output)]) == 1
     assert "--out DIR is required" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The running daemon answers queries while windows keep closing, and the load does not change its results."""
+"""The running daemon serves queries while windows keep closing, and the load does not change its results."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Load:
             with self._lock:
                 self.statuses[status] += 1
                 if status >= 400:
-                    # /healthz answers 503 with its own body before the first window.
+                    # /healthz replies 503 with its own body before the first window.
                     self.errors[body.get("error") or body["status"]] += 1
                 elif target == "/healthz":
                     self.windows_seen.add(body["windows_closed"])
