@@ -2,10 +2,10 @@
 # Create the topics darkvec-stream uses on an Apache Kafka (KRaft) cluster.
 # One partition for the records topic keeps event-time order exact; with more
 # partitions, set windows.lateness_s above the skew between partitions.
-# The scale-out topics are created too (unused by the single daemon):
-# darkvec.records.by-service gets SCALEOUT_PARTITIONS partitions, the most
-# workers that can share the load; darkvec.sentences gets one, read by the
-# single trainer.
+# The scale-out topics are created too, and the single daemon ignores them.
+# darkvec.records.by-service gets SCALEOUT_PARTITIONS partitions, which is
+# the largest number of workers that can share the load. darkvec.sentences
+# gets one partition, because one trainer reads it.
 set -eu
 BOOTSTRAP="${BOOTSTRAP:-127.0.0.1:9092}"
 KAFKA_BIN="${KAFKA_BIN:-/opt/kafka/bin}"
