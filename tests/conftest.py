@@ -7,6 +7,7 @@ is shared by the whole session.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,10 @@ import pytest
 
 from darkvec_stream.kafka import EmbeddedBroker
 from darkvec_stream.kafka import testing as kafka_testing
+
+# Every daemon a test starts would otherwise bind the query API's default
+# port, so two test runs on one machine (or a developer's daemon) would clash.
+os.environ.setdefault("DARKVEC_STREAM_QUERY__PORT", "0")
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,7 @@ def _settings(args: argparse.Namespace, bootstrap: str, out: Path, labels_path: 
         f"kafka.group_id=darkvec-demo-{int(time.time())}",
         f"output.directory={out / 'run'}",
         "metrics.port=0",
+        "query.port=0",
     ]
     if labels_path is not None:
         overrides.append("labels.sources=[{name: operator-list, path: '%s'}]" % labels_path)
