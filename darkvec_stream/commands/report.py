@@ -88,7 +88,7 @@ def check_output(path: Path) -> None:
         raise InputError(f"report output {path} is a file, not a directory: choose a directory with --out")
     if path.exists() and any(path.iterdir()) and not (path / MARKER).exists():
         raise InputError(
-            f"report output directory {path} is not empty and holds no earlier report; "
+            f"report output directory {path} is not empty and contains no earlier report; "
             "choose an empty or new directory with --out"
         )
 

@@ -37,12 +37,13 @@ JSON_FORMAT = "darkvec-stream.report/1"
 class ReportOptions:
     """Bounds and choices of one report.
 
-    ``clusters`` is how many clusters get plots (largest first; the table
-    lists them all), ``senders_per_cluster`` the rows of each raster and heat
-    map, ``ports_per_cluster`` the heat map's columns, ``map_senders`` the
-    senders projected on the embedding map, ``evaluation_max_unknown`` the
-    unlabelled senders sampled for the evaluation with an unknown class, and
-    ``recent_alerts`` the rows of the alert table.
+    ``clusters`` is how many clusters get plots, largest first (the table
+    lists them all). ``senders_per_cluster`` bounds the rows of each raster
+    and heat map and ``ports_per_cluster`` the heat map's columns.
+    ``map_senders`` bounds the senders projected on the embedding map,
+    ``evaluation_max_unknown`` the unlabelled senders sampled for the
+    evaluation with an unknown class, and ``recent_alerts`` the rows of the
+    alert table.
     """
 
     title: str = "darkvec-stream analyst report"
@@ -115,13 +116,13 @@ def build_report(
 
     # 2. Per-cluster plots for the largest clusters.
     started = time.monotonic()
-    shown = rows[: options.clusters]
-    cluster_plots = [_plots_of(state, row, position, options) for position, row in enumerate(shown)]
+    plotted = rows[: options.clusters]
+    cluster_plots = [_plots_of(state, row, position, options) for position, row in enumerate(plotted)]
     timings["cluster_plots"] = time.monotonic() - started
 
     # 3. Embedding map and alerts.
     started = time.monotonic()
-    embedding_map = plots.embedding_map(state, [row.cluster_id for row in shown], options.map_senders,
+    embedding_map = plots.embedding_map(state, [row.cluster_id for row in plotted], options.map_senders,
                                         options.map_method, options.seed)
     timings["embedding_map"] = time.monotonic() - started
     alerts = list(state.journal.alerts)

@@ -1,8 +1,8 @@
 """Render the report as one self-contained HTML page.
 
 Images are PNG data URIs and the style sheet is inline, so the page needs
-no network and no other file; it holds no script, and its content security
-policy forbids loading anything but inline images and styles. Every string
+no network and no other file. It contains no script, and its content
+security policy forbids loading anything but inline images and styles. Every string
 that comes from data (sender names, labels, alert summaries, cluster ids,
 the title) passes through ``html.escape``. It computes nothing.
 """

@@ -1,7 +1,7 @@
 """Fixtures of the report tests: a hand-built state with known numbers and hostile names, and a real run.
 
 The hand-built state goes through the real ``SenderHistory``,
-``SenderEmbedding`` and ``ClusterJournal``; only the clustering run and the
+``SenderEmbedding`` and ``ClusterJournal``. Only the clustering run and the
 labels are set by hand, so every table value can be computed on paper. The
 real run is ``darkvec-stream simulate`` then ``run --input`` on one small
 simulated day, shared by the whole session because it takes about 10 s.

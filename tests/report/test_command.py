@@ -71,7 +71,7 @@ def test_foreign_directory_is_rejected(
 ) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     assert _report_here(simulated_run.output, tmp_path) == 1
-    assert "is not empty and holds no earlier report" in capsys.readouterr().err
+    assert "is not empty and contains no earlier report" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
 
 
