@@ -34,7 +34,7 @@ from darkvec_stream.stages import build_consumer, build_security, file_outputs
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import Health, MetricsServer, PipelineMetrics
 from darkvec_stream.pipeline import Pipeline, WindowResult
-from darkvec_stream.query.server import QueryServer
+from darkvec_stream.query.server import QueryServer, serve_query
 from darkvec_stream.query.snapshot import SnapshotPublisher
 
 logger = logging.getLogger(__name__)
@@ -371,30 +371,12 @@ class Daemon:
 
     @contextlib.contextmanager
     def _query_server(self) -> Iterator[None]:
-        query = self.settings.query
-        if not query.enabled:
-            yield
-            return
-        try:
-            server = QueryServer.for_source(
-                self.snapshots, query.host, query.port,
-                max_page_size=query.max_page_size, max_neighbours=query.max_neighbours,
-                evidence_neighbours=self.settings.knn.k, request_timeout_s=query.request_timeout_s,
-                max_connections=query.max_connections,
-            ).start()
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"query.port {query.port} on {query.host} is in use, perhaps by another "
-                    "darkvec-stream; set query.port to a free port, 0 for any, or query.enabled=false"
-                ) from None
-            raise ConfigError(f"query API cannot listen on {query.host}:{query.port}: {error.strerror}") from None
-        self.query_server = server
-        try:
-            yield
-        finally:
-            self.query_server = None
-            server.stop()
+        with serve_query(self.settings, self.snapshots) as server:
+            self.query_server = server
+            try:
+                yield
+            finally:
+                self.query_server = None
 
     @contextlib.contextmanager
     def _bootstrap(self) -> Iterator[str]:

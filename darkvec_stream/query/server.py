@@ -10,16 +10,21 @@ behind a reverse proxy with authentication to expose it beyond the host.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from darkvec_stream.errors import ConfigError
 from darkvec_stream.query.api import ApiResponse, QueryApi
 from darkvec_stream.query.snapshot import SnapshotSource
+
+if TYPE_CHECKING:
+    from darkvec_stream.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +127,36 @@ class QueryServer:
             self._server.shutdown()
         self._server.server_close()
         logger.info("query API on %s/ stopped", self.url)
+
+
+@contextlib.contextmanager
+def serve_query(settings: "Settings", source: SnapshotSource) -> Iterator[QueryServer | None]:
+    """Run the query API of ``settings.query`` for the block; yield the server, or None when disabled.
+
+    A busy port becomes one ``ConfigError`` line that says what to change.
+    """
+    query = settings.query
+    if not query.enabled:
+        yield None
+        return
+    try:
+        server = QueryServer.for_source(
+            source, query.host, query.port,
+            max_page_size=query.max_page_size, max_neighbours=query.max_neighbours,
+            evidence_neighbours=settings.knn.k, request_timeout_s=query.request_timeout_s,
+            max_connections=query.max_connections,
+        ).start()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"query.port {query.port} on {query.host} is in use, perhaps by another "
+                "darkvec-stream; set query.port to a free port, 0 for any, or query.enabled=false"
+            ) from None
+        raise ConfigError(f"query API cannot listen on {query.host}:{query.port}: {error.strerror}") from None
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _reject_busy(request: socket.socket) -> None:

@@ -28,6 +28,8 @@ from darkvec_stream.ingest.record import Origin, Rejected
 from darkvec_stream.kafka.consumer import RecordConsumer
 from darkvec_stream.metrics import Health, PipelineMetrics
 from darkvec_stream.pipeline import Pipeline, WindowResult
+from darkvec_stream.query.server import serve_query
+from darkvec_stream.query.snapshot import SnapshotPublisher
 from darkvec_stream.scaleout.assembly import ReadyWindow, WindowAssembler, merge_parts
 from darkvec_stream.scaleout.lifecycle import StopRequest, metrics_server
 from darkvec_stream.scaleout.messages import MessageError
@@ -79,6 +81,9 @@ class Trainer:
         self._consumer_factory = consumer_factory
         self._clock = clock
         self._store: CheckpointStore | None = None
+        # The query API reads snapshots published after each window.
+        self.snapshots = SnapshotPublisher()
+        self._query_enabled = False
 
     # -- entry point -------------------------------------------------------
 
@@ -89,9 +94,12 @@ class Trainer:
             raise DarkvecError("the trainer needs the broker the workers use: set kafka.bootstrap_servers")
         host = self.settings.metrics.host
         port = metrics_port if metrics_port is not None else (self.settings.metrics.port if self.settings.metrics.enabled else None)
-        with metrics_server(self.metrics.registry, self.health, host, port):
+        with metrics_server(self.metrics.registry, self.health, host, port), \
+                serve_query(self.settings, self.snapshots) as query_server:
+            self._query_enabled = query_server is not None
             partitions = self._records_partitions(bootstrap)
             pipeline, assembler, offsets = self._open(partitions)
+            self._publish(pipeline, None)
             consumer = self._consumer_factory(
                 bootstrap, [self.scaleout.sentences_topic], self.scaleout.trainer_group_id,
                 assignment="manual", security=self._security,
@@ -110,6 +118,12 @@ class Trainer:
             finally:
                 pipeline.close()
         return self.summary
+
+    def _publish(self, pipeline: Pipeline, changed: set[str] | None) -> None:
+        """Hand the query API a copy of the state; ``changed=None`` copies every sender."""
+        if self._query_enabled:
+            self.snapshots.publish(pipeline.embedding, pipeline.history, pipeline.journal, pipeline.sender_labels,
+                                   pipeline.windows_closed, changed)
 
     def _records_partitions(self, bootstrap: str) -> int:
         # A producer's metadata request may create the topics on brokers that
@@ -231,6 +245,7 @@ class Trainer:
         logger.info("assembled window %s from %s part chunks: %s records, %s senders kept, %s sentences",
                     ready.index, len(ready.parts), window.records, len(window.activity), len(window.sentences))
         result = pipeline.process_window(window)
+        self._publish(pipeline, set(window.activity) | set(result.embedding.removed))
         self.summary.windows.append(result.brief())
         self.health.last_window_close_s = time.time()
         self.health.last_window_start_ns = window.start_ns

@@ -15,6 +15,7 @@ import json
 import re
 import signal
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -128,7 +129,18 @@ def _finish(process: harness.DaemonProcess, what: str) -> str:
     return stdout
 
 
-def _run_case(stream, root, name, workers, kill_one=False):
+def _query_trainer(trainer: harness.DaemonProcess) -> dict[str, object]:
+    """Ask the running trainer's query API for its health and the senders it holds."""
+    assert trainer.wait_for_log("query API on http://", 60), trainer.log_tail()
+    url = re.search(r"query API on (http://\S+?)/ ", trainer.log_text()).group(1)
+    with urllib.request.urlopen(url + "/healthz", timeout=10) as reply:
+        health = json.loads(reply.read())
+    with urllib.request.urlopen(url + "/clusters?limit=5", timeout=10) as reply:
+        clusters = json.loads(reply.read())
+    return {"url": url, "health": health, "clusters": clusters}
+
+
+def _run_case(stream, root, name, workers, kill_one=False, query=False):
     deployment = Deployment(root, stream["bootstrap"], stream["config"], name)
     trainer = deployment.trainer()
     processes = [deployment.worker(number) for number in range(workers)]
@@ -151,10 +163,24 @@ def _run_case(stream, root, name, workers, kill_one=False):
         processes = processes[1:]
     else:
         _by_service(stream["bootstrap"], deployment.records_topic, stream["messages"])
+    if query:
+        assert _wait_for_windows_assembled(trainer, 5, 60), trainer.log_tail()
+        deployment.query = _query_trainer(trainer)
     for number, process in enumerate(processes):
         _finish(process, f"worker {number}")
     summary = _finish(trainer, "trainer")
     return deployment, summary, processes
+
+
+def _wait_for_windows_assembled(process, count, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(re.findall(r"assembled window \d+", process.log_text())) >= count:
+            return True
+        if process.process.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def _owns_some(process):
@@ -221,9 +247,12 @@ def test_one_worker_matches_single_daemon(stream, one_worker):
 
 def test_two_workers_match_one(stream, one_worker):
     reference = _result(one_worker[0].output, one_worker[0].dump)
-    deployment, summary, workers = _run_case(stream, stream["root"], "two", workers=2)
+    deployment, summary, workers = _run_case(stream, stream["root"], "two", workers=2, query=True)
     result = _result(deployment.output, deployment.dump)
     assert result == reference
+    # The trainer serves the query API while it assembles windows.
+    assert deployment.query["health"]["windows_closed"] >= 5
+    assert deployment.query["health"]["senders"] > 0
     owned = [re.findall(r"owning by-service partitions \[([\d, ]*)\]", w.log_text())[-1] for w in workers]
     assert all(owned), f"a worker owned no partition at the end: {owned}"
 
