@@ -216,6 +216,7 @@ def build_monitor(settings: Settings) -> ClusterMonitor:
             reemerge_min_jaccard=a.reemerge_min_jaccard,
             reemerge_min_silent_share=a.reemerge_min_silent_share,
             new_cluster_min_port_share=a.new_cluster_min_port_share,
+            new_cluster_min_co_active_share=a.new_cluster_min_co_active_share,
         ),
         size_burst_newcomer_windows=d.size_burst_newcomer_windows,
         emerging=EmergingGroups(

@@ -34,8 +34,10 @@ class AlertRules:
       evidence. A carved group on ports already carved recently (a later
       wave of the same outbreak) raises nothing. Every new cluster also needs
       at least ``new_cluster_min_port_share`` of its members to share one
-      port (in their port sets or this window): lone scanners and noise
-      that cluster together share none.
+      port (in their port sets or this window), and at least
+      ``new_cluster_min_co_active_share`` of them to have sent their last
+      traffic within the same two windows: lone scanners and noise that
+      cluster together share neither a port nor their timing.
     - ``reemerged_cluster``: a cluster matched back to one that had
       disappeared for at least ``reemerge_min_absent_windows`` windows (a
       shorter gap is tracking flicker or a periodic campaign), with at least
@@ -74,6 +76,7 @@ class AlertRules:
         reemerge_min_jaccard: float = 0.5,
         reemerge_min_silent_share: float = 0.5,
         new_cluster_min_port_share: float = 0.8,
+        new_cluster_min_co_active_share: float = 0.7,
     ) -> None:
         if min_cluster_size < 1 or sample_size < 1 or top_ports < 1 or warmup_windows < 0:
             raise ConfigError("min_cluster_size, sample_size and top_ports must be at least 1, warmup_windows >= 0; "
@@ -81,7 +84,8 @@ class AlertRules:
         for name, share in (("min_unknown_share", min_unknown_share), ("min_newcomer_share", min_newcomer_share),
                             ("reemerge_min_jaccard", reemerge_min_jaccard),
                             ("reemerge_min_silent_share", reemerge_min_silent_share),
-                            ("new_cluster_min_port_share", new_cluster_min_port_share)):
+                            ("new_cluster_min_port_share", new_cluster_min_port_share),
+                            ("new_cluster_min_co_active_share", new_cluster_min_co_active_share)):
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {share}")
         if emerging_min_size < 1 or min_cluster_age_windows < 0:
@@ -100,6 +104,7 @@ class AlertRules:
         self.reemerge_min_jaccard = reemerge_min_jaccard
         self.reemerge_min_silent_share = reemerge_min_silent_share
         self.new_cluster_min_port_share = new_cluster_min_port_share
+        self.new_cluster_min_co_active_share = new_cluster_min_co_active_share
 
     def build(
         self,
@@ -115,6 +120,7 @@ class AlertRules:
         cluster_ages: Mapping[str, int] | None = None,
         silent_shares: Mapping[str, float] | None = None,
         shared_ports: Mapping[str, JoinedPorts] | None = None,
+        co_active_shares: Mapping[str, float] | None = None,
     ) -> list[Alert]:
         """Return this window's alerts, ordered by type then subject.
 
@@ -126,7 +132,9 @@ class AlertRules:
         ``cluster_ages`` maps ids to the windows since tracking first saw them.
         ``silent_shares`` maps re-emerged ids to the share of members that
         were out of the live senders (None: not measured, not required), and
-        ``shared_ports`` maps new ids to the port most members share.
+        ``shared_ports`` maps new ids to the port most members share, and
+        ``co_active_shares`` maps them to the share of members whose last
+        traffic fell within the same two windows.
         """
         alerts: list[Alert] = []
         warm = windows_seen > self.warmup_windows
@@ -137,7 +145,8 @@ class AlertRules:
                 alert = self._new_cluster(window, transition, tracking, profiles[transition.cluster_id], known_labels,
                                           (newcomer_shares or {}).get(transition.cluster_id),
                                           (emerging or {}).get(transition.cluster_id),
-                                          (shared_ports or {}).get(transition.cluster_id))
+                                          (shared_ports or {}).get(transition.cluster_id),
+                                          (co_active_shares or {}).get(transition.cluster_id))
                 if alert:
                     alerts.append(alert)
             elif transition.kind == REEMERGED:
@@ -161,7 +170,7 @@ class AlertRules:
     def _new_cluster(
         self, window: ClosedWindow, transition: Transition, tracking: TrackingResult, profile: ClusterProfile,
         known_labels: Mapping[str, str], newcomer_share: float | None, emerging: EmergingGroup | None,
-        shared: JoinedPorts | None,
+        shared: JoinedPorts | None, co_active: float | None,
     ) -> Alert | None:
         # A split child counts as new only when its members are mostly
         # newcomers to the parent; otherwise an old group merely divided.
@@ -176,6 +185,8 @@ class AlertRules:
             return None
         if shared is not None and shared.port_share < self.new_cluster_min_port_share:
             return None
+        if co_active is not None and co_active < self.new_cluster_min_co_active_share:
+            return None
         severity = Severity.HIGH if profile.size >= 10 * self.min_cluster_size else Severity.MEDIUM
         summary = (f"New cluster {transition.cluster_id} of {profile.size} senders appeared, "
                    f"{profile.unknown_share:.0%} of them unlabelled, {_port_phrase(profile)}.")
@@ -187,6 +198,9 @@ class AlertRules:
         if shared is not None:
             evidence.update({"shared_port": shared.port, "shared_port_share": _rounded(shared.port_share),
                              "min_shared_port_share": self.new_cluster_min_port_share})
+        if co_active is not None:
+            evidence.update({"co_active_share": _rounded(co_active),
+                             "min_co_active_share": self.new_cluster_min_co_active_share})
         if is_split:
             evidence.update({"split_from": list(transition.related), "newcomer_share": _rounded(newcomer_share),
                              "min_newcomer_share": self.min_newcomer_share})

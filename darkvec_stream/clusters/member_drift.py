@@ -41,6 +41,7 @@ _KIND_RANK = {WHOLE_CLUSTER: 0, SUBNET: 1, LABEL: 2}
 class _Sender:
     last_live: int
     first_live: int
+    last_active: int | None = None
     cluster_id: str | None = None
     cluster_since: int = 0
     stable_windows: int = 0
@@ -171,6 +172,25 @@ class MemberPortDrift:
         port, count = min(ports.items(), key=lambda item: (-item[1], item[0]))
         return JoinedPorts(len(senders), port, count / len(senders))
 
+    def co_active_share(self, senders: Collection[str], window: ClosedWindow, span_windows: int = 2) -> float:
+        """Return the largest share of ``senders`` whose last traffic fell in one span of ``span_windows`` windows.
+
+        Members of a botnet or a scanning campaign send in the same windows;
+        lone scanners and noise that cluster together send at random times.
+        Call before ``update`` for the same window.
+        """
+        last: Counter[int] = Counter()
+        for sender in senders:
+            state = self._senders.get(sender)
+            if sender in window.activity:
+                last[window.index] += 1
+            elif state is not None and state.last_active is not None:
+                last[state.last_active] += 1
+        if not senders or not last:
+            return 0.0
+        best = max(sum(last[start + offset] for offset in range(span_windows)) for start in last)
+        return best / len(senders)
+
     def _member_since(self, sender: str, cluster_id: str, window_index: int, within_windows: int) -> bool:
         state = self._senders.get(sender)
         return (state is not None and state.cluster_id == cluster_id
@@ -292,6 +312,8 @@ class MemberPortDrift:
             if cluster_id != state.cluster_id:
                 state.cluster_id, state.cluster_since = cluster_id, window.index
             activity = window.activity.get(sender)
+            if activity is not None:
+                state.last_active = window.index
             if sender in moved and sender not in confirmed:
                 self._hold(state, window, activity)
             elif activity is not None:
@@ -358,7 +380,7 @@ class MemberPortDrift:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         senders = {
-            sender: [state.last_live, state.first_live, state.cluster_id, state.cluster_since, state.stable_windows,
+            sender: [state.last_live, state.first_live, state.last_active, state.cluster_id, state.cluster_since, state.stable_windows,
                      {str(port): last for port, last in sorted(state.ports.items())},
                      {str(port): packets for port, packets in sorted(state.pending.items())}, state.pending_window]
             for sender, state in sorted(self._senders.items())
@@ -381,10 +403,11 @@ class MemberPortDrift:
 
 
 def _decode_sender(entry: Sequence[Any]) -> _Sender:
-    last_live, first_live, cluster_id, cluster_since, stable, ports, pending, pending_window = entry
+    last_live, first_live, last_active, cluster_id, cluster_since, stable, ports, pending, pending_window = entry
     return _Sender(
         last_live=int(last_live),
         first_live=int(first_live),
+        last_active=None if last_active is None else int(last_active),
         cluster_id=None if cluster_id is None else str(cluster_id),
         cluster_since=int(cluster_since),
         stable_windows=int(stable),

@@ -133,9 +133,12 @@ class ClusterMonitor:
                   for cluster_id, members in tracking.members.items()}
         silent = {transition.cluster_id: self._silent_share(tracking.members[transition.cluster_id], window.index)
                   for transition in tracking.of_kind(REEMERGED)}
-        shared = {transition.cluster_id: self.member_drift.shared_port(tracking.members[transition.cluster_id], window)
-                  for transition in tracking.transitions
-                  if transition.kind in (EMERGED, SPLIT) and transition.cluster_id in tracking.members}
+        new_ids = [transition.cluster_id for transition in tracking.transitions
+                   if transition.kind in (EMERGED, SPLIT) and transition.cluster_id in tracking.members]
+        shared = {cluster_id: self.member_drift.shared_port(tracking.members[cluster_id], window)
+                  for cluster_id in new_ids}
+        co_active = {cluster_id: self.member_drift.co_active_share(tracking.members[cluster_id], window)
+                     for cluster_id in new_ids}
 
         # 4. Feed the drift series and the sender port sets; forget clusters tracking has forgotten.
         member_ports = _member_ports(clustering, window)
@@ -161,7 +164,7 @@ class ClusterMonitor:
         alerts = self.rules.build(window, self._runs, tracking, profiles, findings, changes, known,
                                   newcomer_shares=_newcomer_shares(tracking, previous, self.emerging.is_newcomer),
                                   emerging=emerging, cluster_ages=self._cluster_ages(tracking, window.index),
-                                  silent_shares=silent, shared_ports=shared)
+                                  silent_shares=silent, shared_ports=shared, co_active_shares=co_active)
         logger.info("clustered window %s: %s clusters, %s alerts, churn %s",
                     window.index, clustering.n_clusters, len(alerts), tracking.churn.to_json())
         return ClusterUpdate(window.index, clustering, tracking, profiles, tuple(findings), tuple(changes),

@@ -505,6 +505,11 @@ class AlertSettings:
         0.8, "Share of a new cluster's members that must share one port to raise a new-cluster alert "
         "(lone scanners and noise share none)", unit="share", minimum=0.0, maximum=1.0,
     )
+    new_cluster_min_co_active_share: float = setting(
+        0.7, "Share of a new cluster's members whose last traffic must fall within the same two windows "
+        "to raise a new-cluster alert (coordinated senders act together, noise does not)", unit="share",
+        minimum=0.0, maximum=1.0,
+    )
     reemerge_min_silent_share: float = setting(
         0.5, "Share of a returning cluster's members that must have been out of the live senders for "
         "reemerge_min_absent_windows", unit="share", minimum=0.0, maximum=1.0,

@@ -197,6 +197,23 @@ def test_shared_port_of_senders_without_ports_is_none():
     assert (shared.joined, shared.port, shared.port_share) == (1, None, 0.0)
 
 
+def test_co_active_share_separates_campaigns_from_noise():
+    drift = MemberPortDrift()
+    rng = np.random.default_rng(14)
+    noise = tuple(f"100.65.{i}.1" for i in range(12))
+    stream = org_stream(24, None, seed=14)
+    for window in stream:
+        # Each noise sender sends in one window of its own; the organisation every 8 windows.
+        active = dict(window.activity)
+        active.update({noise[window.index % 12]: activity((5060,), 3, rng)})
+        window = window_of(window.index, active)
+        drift.update(window, sorted(CROWD + ORG + noise), {"C1": frozenset(CROWD + ORG + noise)}, {})
+    now = window_of(24, {})
+    assert drift.co_active_share(ORG, now) == 1.0
+    assert drift.co_active_share(noise, now) == pytest.approx(2 / 12)
+    assert drift.co_active_share([], now) == 0.0
+
+
 def test_bad_settings_and_state_rejected(tmp_path):
     with pytest.raises(ConfigError, match="min_moved_share"):
         MemberPortDrift(min_moved_share=1.5)
