@@ -353,9 +353,10 @@ class AlertRules:
 
 
 def _subgroup_summary(cluster_id: str, evidence: Mapping[str, Any]) -> str:
-    where = ("Cluster" if evidence["subgroup_kind"] == "cluster"
-             else f"In cluster {cluster_id}, {evidence['subgroup']}:")
-    subject = f"{where} {cluster_id}" if evidence["subgroup_kind"] == "cluster" else where
+    if evidence["subgroup_kind"] == "cluster":
+        subject = f"Cluster {cluster_id}:"
+    else:
+        subject = f"In cluster {cluster_id}, {evidence['subgroup']}:"
     before = ", ".join(str(port) for port in evidence["ports_before"]) or "none"
     after = ", ".join(str(port) for port in evidence["ports_after"]) or "none"
     return (f"{subject} {evidence['moved_senders']} of {evidence['senders_with_port_set']} senders moved to ports "

@@ -81,7 +81,7 @@ def test_stable_stream_never_fires():
     assert run(MemberPortDrift(), org_stream(96, None, seed=1)) == []
 
 
-def test_label_subgroup_names_the_change_without_a_shared_subnet():
+def test_label_subgroup_spread_over_subnets():
     # The same organisation spread over many /24s: only its label ties it together.
     spread = {sender: f"203.0.{i}.9" for i, sender in enumerate(ORG)}
     stream = [window_of(w.index, {spread.get(s, s): a for s, a in w.activity.items()})
@@ -108,7 +108,7 @@ def test_campaign_split_over_two_windows_fires_once():
 
 
 def test_newcomers_on_new_ports_are_not_a_change():
-    # Another organisation joins the cluster on ports the cluster never saw: nobody moved.
+    # Another organisation joins the cluster on ports the cluster never saw: no sender moved.
     stream = org_stream(64, None, seed=4)
     joiners = tuple(f"198.18.9.{i}" for i in range(1, 11))
     rng = np.random.default_rng(5)
