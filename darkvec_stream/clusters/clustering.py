@@ -462,8 +462,12 @@ class SenderClusterer:
         graph.es["weight"] = weights.tolist()
         return graph
 
-    def _communities(self, graph: igraph.Graph, resolution: float) -> np.ndarray:
-        if self.method == "leiden" and graph.vcount() >= self.large_min_senders:
+    def _communities(self, graph: igraph.Graph, resolution: float, large: bool | None = None) -> np.ndarray:
+        # ``large`` is decided by the whole population: the split step passes
+        # it for the subgraphs of a large run, which are smaller than the bound.
+        if large is None:
+            large = graph.vcount() >= self.large_min_senders
+        if self.method == "leiden" and large:
             # Measured by bench/bench_clusters.py on a 2-core machine: leidenalg
             # took 43 s on 90 k senders where igraph's own Leiden (the same
             # modularity with resolution) took 4 s.
@@ -490,6 +494,7 @@ class SenderClusterer:
         to each other as to their own members, so it is dropped.
         """
         labels = np.unique(raw_labels, return_inverse=True)[1].astype(np.int64)
+        large = graph.vcount() >= self.large_min_senders
         state = _ClusterSums(matrix, labels)
         pending = [(int(label), 1) for label in np.argsort(-state.sizes, kind="stable")
                    if state.sizes[label] >= 2 * self.min_cluster_size]
@@ -497,7 +502,7 @@ class SenderClusterer:
             label, depth = pending.pop(0)
             members = np.flatnonzero(labels == label)
             subgraph = graph.induced_subgraph(members.tolist(), implementation="create_from_scratch")
-            parts = np.unique(self._communities(subgraph, self.split_resolution), return_inverse=True)[1]
+            parts = np.unique(self._communities(subgraph, self.split_resolution, large), return_inverse=True)[1]
             if parts.max() == 0:
                 continue
             before = state.mean_silhouette(members, labels[members])
