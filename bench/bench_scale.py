@@ -1,4 +1,4 @@
-"""Where one trainer saturates: the single-process pipeline at /24, /22 and /20.
+"""Trainer saturation benchmark: the single-process pipeline at /24, /22 and /20.
 
 Run ``.venv/bin/python -m bench.bench_scale`` (a /24 and a /22 for 3 hours of
 event time) or add ``--full`` (/24, /22 and /20 for 6 hours, plus a one-day
@@ -57,13 +57,14 @@ class StageClock:
         return cpu, wall
 
 
-def simulate(prefix_len: int, hours: float, directory: Path) -> tuple[Path, float]:
+def simulate(prefix_len: int, hours: float, directory: Path) -> dict[str, Any]:
+    """Write one telescope size's traffic file; runs in its own process so its memory is not counted."""
     from darkvec_stream.simulate import SimulationConfig, write_simulation
 
     config = SimulationConfig(days=hours / 24, prefix=PREFIXES[prefix_len], seed=SEED)
     started = time.perf_counter()
     result = write_simulation(config, directory, split="none")
-    return result.traffic_files[0], time.perf_counter() - started
+    return {"traffic": str(result.traffic_files[0]), "simulate_s": round(time.perf_counter() - started, 1)}
 
 
 def build_pipeline(output_dir: Path, clock: StageClock) -> Any:
@@ -87,6 +88,8 @@ def build_pipeline(output_dir: Path, clock: StageClock) -> Any:
 
 
 def window_row(pipeline: Any, result: Any, clock: StageClock) -> dict[str, Any]:
+    import psutil
+
     cpu, wall = clock.take()
     window = result.window
     clusters = result.clusters
@@ -105,14 +108,14 @@ def window_row(pipeline: Any, result: Any, clock: StageClock) -> dict[str, Any]:
         "wall_s": wall,
         "total_cpu_s": round(sum(cpu.values()), 3),
         "total_wall_s": round(result.seconds, 3),
+        "rss_mib": round(psutil.Process().memory_info().rss / 2**20, 1),
     }
 
 
-def run_size(prefix_len: int, hours: float, scratch: Path) -> dict[str, Any]:
-    """Simulate one telescope size, then decode, window and train it in this process."""
+def run_size(prefix_len: int, hours: float, traffic: Path, scratch: Path) -> dict[str, Any]:
+    """Decode, window and train one simulated traffic file in this process."""
     from darkvec_stream.ingest import read_batches
 
-    traffic, simulate_s = simulate(prefix_len, hours, scratch / "sim")
     clock = StageClock()
     pipeline = build_pipeline(scratch / "out", clock)
     decode_cpu = window_cpu = 0.0
@@ -132,12 +135,12 @@ def run_size(prefix_len: int, hours: float, scratch: Path) -> dict[str, Any]:
         window_cpu += time.process_time() - started
         for window in closed:
             rows.append(window_row(pipeline, pipeline.process_window(window), clock))
+            print(f"/{prefix_len} window {len(rows)}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     for window in pipeline.windower.flush():
         rows.append(window_row(pipeline, pipeline.process_window(window), clock))
     pipeline.close()
     return {
-        "prefix_len": prefix_len, "hours": hours, "simulate_s": round(simulate_s, 1),
-        "records": records, "decode_cpu_s": round(decode_cpu, 2), "window_cpu_s": round(window_cpu, 2),
+        "prefix_len": prefix_len, "hours": hours, "records": records, "decode_cpu_s": round(decode_cpu, 2), "window_cpu_s": round(window_cpu, 2),
         "records_per_cpu_s": round(records / max(decode_cpu + window_cpu, 1e-9)),
         "windows": rows,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -147,8 +150,8 @@ def run_size(prefix_len: int, hours: float, scratch: Path) -> dict[str, Any]:
 def census(prefix_len: int, hours: float) -> dict[str, Any]:
     """Count, without the pipeline, the senders a steady state would hold.
 
-    A sender counts once it has ``MIN_PACKETS`` packets within the census
-    period, a lower bound on what the 30-day sender filter lets through.
+    A sender counts once it has 10 packets within the census period. That is
+    a lower bound on what the 30-day sender filter lets through.
     """
     from darkvec_stream.simulate import Simulation, SimulationConfig
 
@@ -197,8 +200,8 @@ def print_report(runs: list[dict[str, Any]], censuses: list[dict[str, Any]]) -> 
 
     print("\n### Per closed window (CPU seconds per stage)\n")
     print("| telescope | window | records | senders | words | vocabulary | clustered | embedding | index "
-          "| labels | clustering | total CPU s | total wall s | headroom (3600 / CPU s) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| labels | clustering | total CPU s | total wall s | headroom (3600 / CPU s) | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         for number, row in enumerate(run["windows"], start=1):
             cpu = row["cpu_s"]
@@ -206,7 +209,7 @@ def print_report(runs: list[dict[str, Any]], censuses: list[dict[str, Any]]) -> 
             print(f"| /{run['prefix_len']} | {number} | {row['records']:,} | {row['senders']:,} | {row['words']:,} "
                   f"| {row['vocabulary']:,} | {row['clustered']:,} | {cpu['embedding']:.2f} | {cpu['index']:.2f} "
                   f"| {cpu['labels']:.2f} | {cpu['clustering']:.2f} | {row['total_cpu_s']:.2f} "
-                  f"| {row['total_wall_s']:.2f} | {headroom:,.0f} |")
+                  f"| {row['total_wall_s']:.2f} | {headroom:,.0f} | {row.get('rss_mib', 0):,.0f} |")
 
     fits = _fits(runs)
     print("\n### Cost fits over every window above (CPU s = a * x^b)\n")
@@ -282,9 +285,17 @@ def _print_extrapolation(runs: list[dict[str, Any]], censuses: list[dict[str, An
 
 
 def _child(arguments: list[str]) -> dict[str, Any]:
+    # Progress goes to this process's stderr; the result is the last stdout line.
     command = [sys.executable, "-m", "bench.bench_scale", "--child", *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measure_size(prefix_len: int, hours: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        simulated = _child(["simulate", str(prefix_len), str(hours), scratch])
+        run = _child(["run", str(prefix_len), str(hours), scratch, simulated["traffic"]])
+    return {**run, "simulate_s": simulated["simulate_s"]}
 
 
 def main() -> None:
@@ -305,17 +316,22 @@ def main() -> None:
         return
     if args.child:
         kind, prefix_len, hours = args.child[0], int(args.child[1]), float(args.child[2])
-        if kind == "run":
-            with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
-                print(json.dumps(run_size(prefix_len, hours, Path(scratch))))
+        if kind == "simulate":
+            print(json.dumps(simulate(prefix_len, hours, Path(args.child[3]) / "sim")))
+        elif kind == "run":
+            print(json.dumps(run_size(prefix_len, hours, Path(args.child[4]), Path(args.child[3]))))
         else:
             print(json.dumps(census(prefix_len, hours)))
         return
 
-    hours = args.hours if args.hours is not None else (6.0 if args.full else 3.0)
+    hours = 6.0 if args.full else 3.0
+    if args.hours is not None:
+        hours = args.hours
     sizes = [int(size) for size in (args.sizes or ("24,22,20" if args.full else "24,22")).split(",")]
-    census_hours = args.census_hours if args.census_hours is not None else (24.0 if args.full else 0.0)
-    runs = [_child(["run", str(size), str(hours)]) for size in sizes]
+    census_hours = 24.0 if args.full else 0.0
+    if args.census_hours is not None:
+        census_hours = args.census_hours
+    runs = [measure_size(size, hours) for size in sizes]
     censuses = [_child(["census", str(size), str(census_hours)]) for size in sizes] if census_hours else []
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "census": censuses}, indent=1))
