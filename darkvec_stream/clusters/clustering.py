@@ -277,6 +277,20 @@ def _silhouette_block(rows: np.ndarray, labels: np.ndarray, sums: np.ndarray, si
     return silhouettes
 
 
+# Rows times clusters per block when scoring a split: about 128 MiB per
+# float64 temporary, whatever the cluster or population size.
+SPLIT_BLOCK_CELLS = 1 << 24
+
+
+def _mean_silhouette(rows: np.ndarray, labels: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> float:
+    """Mean of ``_silhouette_block`` over ``rows``, computed in blocks to bound memory."""
+    step = max(1, SPLIT_BLOCK_CELLS // max(1, sums.shape[0]))
+    total = 0.0
+    for start in range(0, rows.shape[0], step):
+        total += float(_silhouette_block(rows[start:start + step], labels[start:start + step], sums, sizes).sum())
+    return total / rows.shape[0]
+
+
 class _ClusterSums:
     """Vector sums and sizes of the clusters of a partition, to score candidate splits by silhouette."""
 
@@ -288,7 +302,7 @@ class _ClusterSums:
         np.add.at(self.sums, labels, self.matrix)
 
     def mean_silhouette(self, members: np.ndarray, member_labels: np.ndarray) -> float:
-        return float(_silhouette_block(self.matrix[members], member_labels, self.sums, self.sizes).mean())
+        return _mean_silhouette(self.matrix[members], member_labels, self.sums, self.sizes)
 
     def _split_sums(self, members: np.ndarray, label: int, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         part_count = int(parts.max()) + 1
@@ -306,7 +320,7 @@ class _ClusterSums:
 
     def mean_silhouette_if_split(self, members: np.ndarray, label: int, parts: np.ndarray) -> float:
         sums, sizes = self._split_sums(members, label, parts)
-        return float(_silhouette_block(self.matrix[members], self._part_labels(label, parts), sums, sizes).mean())
+        return _mean_silhouette(self.matrix[members], self._part_labels(label, parts), sums, sizes)
 
     def split(self, members: np.ndarray, label: int, parts: np.ndarray) -> np.ndarray:
         """Apply the split and return the members' new labels."""
