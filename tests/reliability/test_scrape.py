@@ -113,7 +113,7 @@ def _run_files(traffic: harness.Traffic, extra_senders: int, directory: Path) ->
     path.write_bytes(b"\n".join(lines) + b"\n")
     settings = load_settings(
         harness.write_config(directory / f"config-{extra_senders}.yaml", traffic),
-        overrides=[f"output.directory={directory / f'out-{extra_senders}'}"],
+        overrides=[f"output.directory={directory / f'out-{extra_senders}'}", "query.port=0"],
         environ={},
     )
     daemon = Daemon(settings)
