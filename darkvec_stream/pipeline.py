@@ -393,7 +393,7 @@ class Pipeline:
         state = {
             "version": STATE_VERSION,
             "windows_closed": self.windows_closed,
-            "output_sizes": _output_sizes(file_outputs(self.settings, self.output_dir)),
+            "output_sizes": _output_sizes(file_outputs(self.settings, self.output_dir), self.output_dir),
             "sender_labels": [
                 [sender, value.label, value.confidence, value.source]
                 for sender, value in sorted(self.sender_labels.items())
@@ -418,13 +418,23 @@ def _origin(position: Position | None) -> Origin:
     return Origin(position[0], position[1], position[2]) if position else Origin("file")
 
 
-def _output_sizes(paths: Sequence[Path]) -> dict[str, int]:
-    return {str(path): path.stat().st_size if path.exists() else 0 for path in paths}
+def _output_sizes(paths: Sequence[Path], output_dir: Path) -> dict[str, int]:
+    # Keys are relative to the output directory (absolute only for files
+    # outside it), so a restart from another working directory cuts the
+    # same files and never a file of the same relative name elsewhere.
+    sizes = {}
+    for path in paths:
+        try:
+            name = str(path.relative_to(output_dir))
+        except ValueError:
+            name = str(path.resolve())
+        sizes[name] = path.stat().st_size if path.exists() else 0
+    return sizes
 
 
 def _truncate_outputs(sizes: dict[str, int], output_dir: Path) -> None:
     for name, size in sizes.items():
-        path = Path(name)
+        path = Path(name) if Path(name).is_absolute() else output_dir / name
         if path.exists() and path.stat().st_size > size:
             logger.info("cutting %s back to %s bytes written before the checkpoint", path, size)
             with path.open("r+b") as handle:

@@ -82,3 +82,24 @@ def test_busy_metrics_port_is_one_line(tmp_path):
     assert completed.returncode == 2
     assert f"metrics.port {port} on 127.0.0.1 is in use" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_restart_from_another_directory_cuts_only_its_own_outputs(tmp_path):
+    # Checkpointed output sizes are keyed relative to the output directory:
+    # a restart from elsewhere cuts its own alerts file, never a file with
+    # the same relative name under the new working directory.
+    from darkvec_stream.pipeline import _output_sizes, _truncate_outputs
+
+    output = tmp_path / "run" / "out"
+    output.mkdir(parents=True)
+    alerts = output / "alerts.jsonl"
+    alerts.write_bytes(b"one\n")
+    sizes = _output_sizes([alerts, tmp_path / "elsewhere.jsonl"], output)
+    assert sizes == {"alerts.jsonl": 4, str((tmp_path / "elsewhere.jsonl").resolve()): 0}
+    alerts.write_bytes(b"one\ntwo\n")
+    bystander = tmp_path / "other" / "alerts.jsonl"
+    bystander.parent.mkdir()
+    bystander.write_bytes(b"keep me\n" * 3)
+    _truncate_outputs(sizes, output)
+    assert alerts.read_bytes() == b"one\n"
+    assert bystander.read_bytes() == b"keep me\n" * 3
