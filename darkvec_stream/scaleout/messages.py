@@ -159,10 +159,19 @@ def decode_message(payload: bytes) -> WindowPart | Progress:
     raise MessageError(f"sentences message type {kind!r} is unknown: expected {PART!r} or {PROGRESS!r}")
 
 
-def _integer(document: dict[str, Any], name: str, minimum: int | None = 0) -> int:
+# A window part of one partition is split into at most this many chunks
+# (about 9 GB at the default message size); larger counts are forged or
+# corrupt and would hold the window open forever.
+MAX_CHUNKS = 10_000
+
+
+def _integer(document: dict[str, Any], name: str, minimum: int | None = 0, maximum: int | None = None) -> int:
     value = document[name]
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        raise ValueError(f"field {name!r} is {value!r}, expected an integer >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"field {name!r} is {value!r}, expected an integer")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"{'' if minimum is None else minimum}..{'' if maximum is None else maximum}"
+        raise ValueError(f"field {name!r} is {value!r}, expected an integer in {bounds}")
     return value
 
 
@@ -173,13 +182,13 @@ def _progress(document: dict[str, Any]) -> Progress:
     return Progress(
         partition=_integer(document, "partition"),
         partitions=_integer(document, "partitions", 1),
-        closed_through=_integer(document, "closed_through", None),
+        closed_through=_integer(document, "closed_through", -1),
         final=final,
     )
 
 
 def _part(document: dict[str, Any]) -> WindowPart:
-    chunks = _integer(document, "chunks", 1)
+    chunks = _integer(document, "chunks", 1, MAX_CHUNKS)
     chunk = _integer(document, "chunk")
     if chunk >= chunks:
         raise ValueError(f"chunk {chunk} is outside 0..{chunks - 1}")

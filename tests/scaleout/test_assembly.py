@@ -185,3 +185,22 @@ def test_bad_message_rejected(payload, message):
 def test_partition_count_mismatch_rejected():
     with pytest.raises(MessageError, match="partition count must not change"):
         WindowAssembler(4, 30).add(encode_progress(Progress(0, 2, 0)))
+
+
+def test_forged_bounds_are_rejected() -> None:
+    import orjson
+    import pytest as _pytest
+
+    from darkvec_stream.scaleout.messages import (
+        MAX_CHUNKS, PART, PROGRESS, SCHEMA_VERSION, MessageError, decode_message,
+    )
+
+    part = {"schema": SCHEMA_VERSION, "type": PART, "partition": 0, "partitions": 4, "window": 7, "start_ns": 0,
+            "end_ns": 60, "chunk": 0, "chunks": MAX_CHUNKS + 1, "records": 1, "late_records": 0,
+            "sentences": [], "activity": []}
+    with _pytest.raises(MessageError, match="chunks"):
+        decode_message(orjson.dumps(part))
+    progress = {"schema": SCHEMA_VERSION, "type": PROGRESS, "partition": 0, "partitions": 4, "closed_through": -5,
+                "final": True}
+    with _pytest.raises(MessageError, match="closed_through"):
+        decode_message(orjson.dumps(progress))
