@@ -181,11 +181,26 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
 
         def handle_one_request(self) -> None:
             self.close_connection = True
+            # ``timeout`` bounds each read; this deadline bounds the whole
+            # request, so a client sending one byte at a time cannot hold a
+            # connection slot for longer than timeout_s.
+            deadline = threading.Timer(timeout_s, self._expire)
+            deadline.daemon = True
+            deadline.start()
             try:
                 self._handle_one()
-            except (TimeoutError, ConnectionError) as error:
+            except (TimeoutError, ConnectionError, OSError) as error:
                 # A client that stalls past the timeout or hangs up early.
                 logger.debug("query http connection from %s dropped: %s", self.client_address[0], error)
+            finally:
+                deadline.cancel()
+
+        def _expire(self) -> None:
+            logger.debug("query http connection from %s passed its %s s deadline", self.client_address[0], timeout_s)
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
         def _handle_one(self) -> None:
             self.raw_requestline = self.rfile.readline(max_line_bytes + 1)
@@ -215,6 +230,10 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             # ``parse_request`` reports malformed requests and oversized
             # header lines through here, so they get JSON replies as well.
+            # Before a version is parsed the handler would answer in HTTP/0.9,
+            # without a status line; answer every error in HTTP/1.0.
+            if getattr(self, "request_version", "HTTP/0.9") not in ("HTTP/1.0", "HTTP/1.1"):
+                self.request_version = "HTTP/1.0"
             if code == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
                 self._error(code, "headers_too_large", f"request headers are too large: {message}")
             else:

@@ -141,6 +141,57 @@ def test_stalled_client_is_dropped_after_timeout() -> None:
         server.stop()
 
 
+def test_trickling_client_is_dropped_at_the_request_deadline() -> None:
+    # One byte at a time, each well within the per-read timeout: only a
+    # deadline for the whole request frees the connection slot.
+    server = QueryServer(QueryApi(SnapshotPublisher()), port=0, request_timeout_s=1.0, max_connections=1).start()
+    slow = socket.create_connection(server.address)
+    try:
+        started = time.monotonic()
+        closed = False
+        for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.2)
+            if time.monotonic() - started > 5.0:
+                break
+        slow.settimeout(0.5)
+        if not closed:
+            try:
+                closed = slow.recv(1024) == b""
+            except TimeoutError:
+                closed = False
+            except OSError:
+                closed = True
+        assert closed, "the server kept a trickling connection open past its deadline"
+        assert time.monotonic() - started < 6.0
+        status, body, _ = get(server.url + "/healthz")
+        assert (status, body["status"]) == (503, "starting"), "the slot is free again"
+    finally:
+        slow.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("line", [b"GARBAGE\x00\xff\r\n\r\n", b"GET /healthz HTTP/2.0\r\n\r\n"])
+def test_malformed_request_gets_a_status_line(line: bytes) -> None:
+    server = QueryServer(QueryApi(SnapshotPublisher()), port=0).start()
+    client = socket.create_connection(server.address)
+    try:
+        client.sendall(line)
+        client.settimeout(5.0)
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.0 4") or reply.startswith(b"HTTP/1.0 5"), reply[:80]
+        assert b"Content-Type: application/json" in reply
+    finally:
+        client.close()
+        server.stop()
+
+
 def test_server_binds_loopback_by_default() -> None:
     server = QueryServer(QueryApi(SnapshotPublisher()), port=0)
     try:
