@@ -73,3 +73,10 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    # kafka-python reports the cause of consumer and producer failures (an
+    # exception in a rebalance callback, a broken connection) on its own
+    # logger; without a handler those causes would be lost.
+    library = logging.getLogger("kafka")
+    library.handlers[:] = [handler]
+    library.setLevel(max(logging.WARNING, logging.getLevelName(level) if isinstance(level, str) else level))
+    library.propagate = False

@@ -117,6 +117,7 @@ class RecordConsumer:
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[PartitionKey, int] = {}
         self._pending_seeks: dict[PartitionKey, int] = {}
+        self._resume_checks: set[PartitionKey] = set()
         self._unlogged: set[PartitionKey] = set()
         self._last_lag: dict[PartitionKey, int] = {}
         self._failures = 0
@@ -178,6 +179,8 @@ class RecordConsumer:
         consumer = self._require_started()
         limit = max_records or self.max_poll_records
         try:
+            if self._resume_checks:
+                self._check_resumed()
             batches = consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as error:
             self._back_off("poll", error)
@@ -347,15 +350,25 @@ class RecordConsumer:
 
     def _resume_owned(self, key: PartitionKey) -> None:
         # The partition comes back after a rebalance (for example after an
-        # outage): continue after what this process already returned, unless
-        # another member committed further meanwhile.
+        # outage): continue after what this process already returned. This
+        # runs inside the rebalance callback, where kafka-python forbids
+        # blocking calls, so whether another member committed further
+        # meanwhile is checked at the start of the next poll.
+        self._seek(key, self._positions[key])
+        self._resume_checks.add(key)
+
+    def _check_resumed(self) -> None:
         assert self._consumer is not None
-        committed = None
-        try:
-            committed = self._consumer.committed(TopicPartition(*key))
-        except KafkaError as error:
-            logger.warning("reading the committed offset of %s[%s] failed: %s", key[0], key[1], error)
-        self._seek(key, max(self._positions[key], committed or 0))
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for key in sorted(self._resume_checks & assigned):
+            try:
+                committed = self._consumer.committed(TopicPartition(*key))
+            except KafkaError as error:
+                logger.warning("reading the committed offset of %s[%s] failed: %s", key[0], key[1], error)
+                continue
+            if committed is not None and committed > self._positions.get(key, 0):
+                self._seek(key, committed)
+        self._resume_checks.clear()
 
     def _mark_revoked(self, keys: list[PartitionKey]) -> None:
         if not keys:
@@ -429,13 +442,23 @@ class _Listener(ConsumerRebalanceListener):
     def __init__(self, owner: RecordConsumer) -> None:
         self._owner = owner
 
+    # kafka-python replaces an exception raised here by a bare "User
+    # rebalance callback throws an error"; log the cause with its traceback.
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self._owner._mark_revoked([(tp.topic, tp.partition) for tp in revoked])
+        try:
+            self._owner._mark_revoked([(tp.topic, tp.partition) for tp in revoked])
+        except Exception:
+            logger.exception("handling revoked partitions failed")
+            raise
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         keys = [(tp.topic, tp.partition) for tp in assigned]
         logger.info("partitions assigned: %s", ", ".join(f"{t}[{p}]" for t, p in sorted(keys)))
-        self._owner._mark_assigned(keys)
+        try:
+            self._owner._mark_assigned(keys)
+        except Exception:
+            logger.exception("handling assigned partitions %s failed", keys)
+            raise
 
 
 def _checked_offsets(offsets: Mapping[PartitionKey, int]) -> dict[PartitionKey, int]:
