@@ -347,7 +347,8 @@ class ClusterSettings:
     split_resolution: float = setting(1.0, "Modularity resolution of the second partition", minimum=0.0)
     split_max_depth: int = setting(2, "Levels of splits below the first partition", unit="levels", minimum=1)
     large_min_senders: int = setting(
-        100000, "From this many senders on, the kNN graph comes from an IVF index and Leiden runs in igraph",
+        100000, "From this many senders on, the kNN graph comes from an IVF index, Leiden runs in igraph, "
+        "and clusters are not split again",
         unit="senders", minimum=2,
     )
     ivf_nprobe: int = setting(16, "IVF lists searched per sender above large_min_senders", unit="lists", minimum=1)

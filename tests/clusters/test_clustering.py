@@ -248,7 +248,8 @@ def test_large_path_repeats_with_seed(mid_blobs):
     runs = [SenderClusterer(seed=2, large_min_senders=1000).cluster(mid_blobs.keys, mid_blobs.vectors)
             for _ in range(2)]
     assert np.array_equal(runs[0].labels, runs[1].labels)
-    assert set(runs[0].timings_s) == {"graph", "communities", "split", "silhouettes"}
+    # Large runs skip the split: its cost grows with clusters times graph size.
+    assert set(runs[0].timings_s) == {"graph", "communities", "silhouettes"}
 
 
 @pytest.mark.parametrize("seed", [0, 2, 3])
