@@ -1,4 +1,4 @@
-"""What each sender did over the recent windows, for the query API and the report.
+"""Per-sender activity over the recent windows, for the query API and the report.
 
 ``SenderHistory`` keeps, per sender still in the model, the first and last
 event time, packet totals, the busiest destination ports and services, and

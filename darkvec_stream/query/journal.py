@@ -1,4 +1,4 @@
-"""What the cluster stage decided, kept for analysts: clusters, transitions and alerts.
+"""The cluster stage's decisions, kept for analysts: clusters, transitions and alerts.
 
 ``ClusterJournal`` keeps the last clustering run (each sender's global
 cluster id and silhouette, each cluster's profile), a bounded list of
