@@ -12,13 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Iterator, Sequence
 
 from kafka.errors import KafkaError
@@ -34,6 +30,7 @@ from darkvec_stream.stages import build_consumer, build_security, file_outputs
 from darkvec_stream.logs import log_context
 from darkvec_stream.metrics import Health, MetricsServer, PipelineMetrics
 from darkvec_stream.pipeline import Pipeline, WindowResult
+from darkvec_stream.scaleout.lifecycle import StopRequest
 from darkvec_stream.query.server import QueryServer, serve_query
 from darkvec_stream.query.snapshot import SnapshotPublisher
 
@@ -56,41 +53,6 @@ class RunSummary:
     stopped_by_signal: bool = False
 
 
-class StopFlag:
-    """Set by the first SIGTERM/SIGINT; a second signal exits at once."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    def set(self) -> None:
-        self._event.set()
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator["StopFlag"]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-        def handle(signal_number: int, frame: FrameType | None) -> None:
-            if self:
-                logger.warning("second signal %s: exiting at once without a checkpoint", signal_number)
-                os._exit(128 + signal_number)
-            logger.info("signal %s: finishing the current step, then checkpoint and exit", signal_number)
-            self.set()
-
-        for sig in previous:
-            signal.signal(sig, handle)
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 class Daemon:
     """Run the pipeline over Kafka or files with checkpoints, metrics and clean shutdown."""
 
@@ -106,7 +68,7 @@ class Daemon:
         self.output_dir = Path(settings.output.directory)
         self.metrics = metrics or PipelineMetrics()
         self.health = Health(stale_after_s=2.0 * settings.windows.window_s)
-        self.stop = StopFlag()
+        self.stop = StopRequest("checkpoint")
         self.summary = RunSummary()
         self.pipeline: Pipeline | None = None
         # The query API reads snapshots published after each window, never

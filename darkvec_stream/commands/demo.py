@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from darkvec_stream.commands.common import settings_from_args
 from darkvec_stream.config import Settings

@@ -24,10 +24,15 @@ logger = logging.getLogger(__name__)
 
 
 class StopRequest:
-    """Set by the first SIGTERM or SIGINT; a second one exits at once without committing."""
+    """Set by the first SIGTERM or SIGINT; a second one exits at once, skipping ``last_step``.
 
-    def __init__(self) -> None:
+    ``last_step`` names what a clean stop still does (a commit, a checkpoint),
+    for the log lines. The daemon uses this class too.
+    """
+
+    def __init__(self, last_step: str = "commit") -> None:
         self._event = threading.Event()
+        self.last_step = last_step
 
     def __bool__(self) -> bool:
         return self._event.is_set()
@@ -45,9 +50,9 @@ class StopRequest:
 
         def handle(signal_number: int, frame: FrameType | None) -> None:
             if self:
-                logger.warning("second signal %s: exiting at once without a commit", signal_number)
+                logger.warning("second signal %s: exiting at once without a %s", signal_number, self.last_step)
                 os._exit(128 + signal_number)
-            logger.info("signal %s: finishing the current batch, then commit and exit", signal_number)
+            logger.info("signal %s: finishing the current step, then %s and exit", signal_number, self.last_step)
             self.set()
 
         for sig in previous:

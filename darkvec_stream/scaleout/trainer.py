@@ -11,12 +11,11 @@ records; window workers do.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
