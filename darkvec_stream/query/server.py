@@ -133,7 +133,7 @@ class QueryServer:
 def serve_query(settings: "Settings", source: SnapshotSource) -> Iterator[QueryServer | None]:
     """Run the query API of ``settings.query`` for the block; yield the server, or None when disabled.
 
-    A busy port becomes one ``ConfigError`` line that says what to change.
+    A busy port raises one ``ConfigError`` that names the setting to change.
     """
     query = settings.query
     if not query.enabled:

@@ -159,9 +159,9 @@ def decode_message(payload: bytes) -> WindowPart | Progress:
     raise MessageError(f"sentences message type {kind!r} is unknown: expected {PART!r} or {PROGRESS!r}")
 
 
-# A window part of one partition is split into at most this many chunks
-# (about 9 GB at the default message size); larger counts are forged or
-# corrupt and would hold the window open forever.
+# A window part of one partition is split into at most this many chunks,
+# about 9 GB at the default message size. A larger count is forged or
+# corrupt, and it would keep the window open forever.
 MAX_CHUNKS = 10_000
 
 
