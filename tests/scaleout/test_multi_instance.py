@@ -251,7 +251,9 @@ def test_two_workers_match_one(stream, one_worker):
     result = _result(deployment.output, deployment.dump)
     assert result == reference
     # The trainer serves the query API while it assembles windows.
-    assert deployment.query["health"]["windows_closed"] >= 5
+    # Five windows were assembled when it was asked; the last may still be
+    # in the pipeline, so only the earlier ones are sure to be published.
+    assert deployment.query["health"]["windows_closed"] >= 4
     assert deployment.query["health"]["senders"] > 0
     owned = [re.findall(r"owning by-service partitions \[([\d, ]*)\]", w.log_text())[-1] for w in workers]
     assert all(owned), f"a worker owned no partition at the end: {owned}"
