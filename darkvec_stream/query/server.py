@@ -181,19 +181,20 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
 
         def handle_one_request(self) -> None:
             self.close_connection = True
-            # ``timeout`` bounds each read; this deadline bounds the whole
-            # request, so a client sending one byte at a time cannot hold a
-            # connection slot for longer than timeout_s.
-            deadline = threading.Timer(timeout_s, self._expire)
-            deadline.daemon = True
-            deadline.start()
+            # ``timeout`` bounds each read; this deadline bounds reading the
+            # whole request, so a client sending one byte at a time cannot
+            # hold a connection slot for longer than timeout_s. It stops once
+            # the request is read, so a slow answer is never cut.
+            self._deadline = threading.Timer(timeout_s, self._expire)
+            self._deadline.daemon = True
+            self._deadline.start()
             try:
                 self._handle_one()
             except (TimeoutError, ConnectionError, OSError) as error:
                 # A client that stalls past the timeout or hangs up early.
                 logger.debug("query http connection from %s dropped: %s", self.client_address[0], error)
             finally:
-                deadline.cancel()
+                self._deadline.cancel()
 
         def _expire(self) -> None:
             logger.debug("query http connection from %s passed its %s s deadline", self.client_address[0], timeout_s)
@@ -218,6 +219,7 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
                 self._error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large",
                             f"request headers are larger than {max_header_bytes} bytes: send fewer or smaller headers")
                 return
+            self._deadline.cancel()
             try:
                 response = api.handle(self.command, self.path)
             except Exception:
