@@ -73,7 +73,7 @@ class ClusterJournal:
     # -- views ---------------------------------------------------------------
 
     def members(self, cluster_id: str) -> list[str]:
-        """The senders of one cluster in the last run, sorted."""
+        """Return the senders of one cluster in the last run, sorted."""
         return sorted(sender for sender, (cid, _) in self.sender_cluster.items() if cid == cluster_id)
 
     def cluster_alerts(self, cluster_id: str) -> list[dict[str, Any]]:

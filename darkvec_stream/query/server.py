@@ -181,10 +181,9 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
 
         def handle_one_request(self) -> None:
             self.close_connection = True
-            # ``timeout`` bounds each read; this deadline bounds reading the
-            # whole request, so a client sending one byte at a time cannot
-            # hold a connection slot for longer than timeout_s. It stops once
-            # the request is read, so a slow answer is never cut.
+            # ``timeout`` bounds each read, and this deadline bounds reading the
+            # whole request: a client sending one byte at a time is dropped
+            # after timeout_s. The deadline stops once the request is read.
             self._deadline = threading.Timer(timeout_s, self._expire)
             self._deadline.daemon = True
             self._deadline.start()
@@ -232,8 +231,8 @@ def _make_handler(api: QueryApi, timeout_s: float, max_line_bytes: int,
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             # ``parse_request`` reports malformed requests and oversized
             # header lines through here, so they get JSON replies as well.
-            # Before a version is parsed the handler would answer in HTTP/0.9,
-            # without a status line; answer every error in HTTP/1.0.
+            # Before a version is parsed the handler would reply in HTTP/0.9,
+            # without a status line, so every error reply uses HTTP/1.0.
             if getattr(self, "request_version", "HTTP/0.9") not in ("HTTP/1.0", "HTTP/1.1"):
                 self.request_version = "HTTP/1.0"
             if code == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:

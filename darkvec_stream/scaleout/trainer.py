@@ -92,7 +92,9 @@ class Trainer:
         if bootstrap == "embedded":
             raise DarkvecError("the trainer needs the broker the workers use: set kafka.bootstrap_servers")
         host = self.settings.metrics.host
-        port = metrics_port if metrics_port is not None else (self.settings.metrics.port if self.settings.metrics.enabled else None)
+        port = metrics_port
+        if port is None and self.settings.metrics.enabled:
+            port = self.settings.metrics.port
         with metrics_server(self.metrics.registry, self.health, host, port), \
                 serve_query(self.settings, self.snapshots) as query_server:
             self._query_enabled = query_server is not None

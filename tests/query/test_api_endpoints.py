@@ -107,13 +107,15 @@ def test_neighbours_match_exact_cosine_search(api_server: QueryServer, analyst_s
 
 def test_neighbours_default_k_is_ten(api_server: QueryServer, analyst_state: AnalystState) -> None:
     _, body, _ = get(f"{api_server.url}/senders/{knn_labelled(analyst_state)}/neighbours")
-    assert body["k"] == 10 and len(body["neighbours"]) == 10
+    assert body["k"] == 10
+    assert len(body["neighbours"]) == 10
 
 
 def test_ipv4_mapped_address_is_folded(api_server: QueryServer, analyst_state: AnalystState) -> None:
     sender = knn_labelled(analyst_state)
     status, body, _ = get(f"{api_server.url}/senders/::ffff:{sender}")
-    assert status == 200 and body["sender"] == sender
+    assert status == 200
+    assert body["sender"] == sender
 
 
 def test_clusters_pages_cover_every_cluster_once(api_server: QueryServer, analyst_state: AnalystState) -> None:
@@ -185,7 +187,8 @@ def test_alerts_pagination_keeps_filters(api_server: QueryServer, analyst_state:
     alerts = list(analyst_state.journal.alerts)
     since = alerts[0]["time_ns"] // 10**9
     status, body, _ = get(f"{api_server.url}/alerts?since={since}&limit=1")
-    assert status == 200 and len(body["items"]) == 1
+    assert status == 200
+    assert len(body["items"]) == 1
     assert body["next"] == f"/alerts?since={since}&limit=1&offset=1"
     _, second, _ = get(api_server.url + body["next"])
     assert second["items"][0]["alert_id"] == alerts[1]["alert_id"]
